@@ -1,0 +1,35 @@
+/*
+ * engine/daemon.h - process chores: pidfile, detaching, directories.
+ *
+ * Threads: main thread, before the stages start (sl_daemonize forks, so no
+ * other thread may exist yet).  Return 0 or -errno; they never log.
+ */
+#ifndef SL_ENGINE_DAEMON_H
+#define SL_ENGINE_DAEMON_H
+
+#include <sys/types.h>
+
+/*
+ * Create `path` holding our pid, locked (flock) for the life of the process
+ * (the lock survives sl_daemonize).  -EEXIST when another live process holds
+ * it (its pid in *other_pid if not NULL, 0 if unreadable); a stale file
+ * without a lock is taken over.  A symlink at `path` is refused (-ELOOP).
+ */
+int sl_pidfile_create(const char *path, pid_t *other_pid);
+/* Rewrite the pidfile with the current pid (after sl_daemonize). */
+int sl_pidfile_update(void);
+/* Remove and unlock the pidfile we created.  Safe if none. */
+void sl_pidfile_remove(void);
+
+/*
+ * Detach: fork (the parent exits 0 once the child says it started), setsid,
+ * stdin/stdout/stderr to /dev/null.  Call sl_daemon_ready() in the child when
+ * start-up has succeeded; if the child exits first the parent exits 1.
+ */
+int sl_daemonize(void);
+void sl_daemon_ready(void);
+
+/* mkdir -p with `mode` for each missing component. */
+int sl_mkdir_p(const char *path, mode_t mode);
+
+#endif /* SL_ENGINE_DAEMON_H */

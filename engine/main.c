@@ -1,0 +1,454 @@
+/*
+ * engine/main.c - sluiced: start-up, the configuration holder, reload and shutdown.
+ *
+ * This is the daemon's assembly point and the one engine file that knows
+ * the configuration language (conf/): it loads and checks the snapshot
+ * (`-t`, `-T`), prepares the state directories, detaches, starts logging and
+ * the signal thread, publishes the snapshot through the RCU holder, and then
+ * waits: SIGHUP reloads (a bad configuration is reported and the running one
+ * kept), SIGUSR1 reopens logs, SIGTERM/SIGINT stop.  The main thread writes
+ * the ec_logger heartbeat line while it waits.
+ *
+ * Threads: main (start-up, wait, shutdown) and the signal thread (reload,
+ * reopen, stop request).  Parses command-line arguments.  Owns the holder's
+ * snapshot reference; readers take their own.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/conf_snapshot.h"
+#include "engine/alloc.h"
+#include "engine/assert.h"
+#include "engine/counter.h"
+#include "engine/daemon.h"
+#include "engine/log.h"
+#include "engine/rcu.h"
+#include "engine/signal.h"
+
+struct main_opts {
+	const char *conf_path; /* -c; NULL: the built-in sluice.conf */
+	const char *state_dir; /* -D; relative paths resolve here */
+	const char *pidfile;   /* -p; overrides Pidfile */
+	int log_level;         /* -d */
+	bool is_check;         /* -t */
+	bool is_dump;          /* -T */
+	bool is_foreground;    /* -F */
+};
+
+/* State shared by main and the signal thread; guarded by `lock`. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool is_stopping;
+	int stop_signal;
+	struct main_opts opts;
+	struct sl_holder holder; /* the current snapshot (RCU) */
+	uint64_t generation;     /* of the published snapshot */
+	int mainlog;             /* stream id, or -1 */
+	int rejectlog;
+	int reload_ok_cnt;
+	int reload_fail_cnt;
+} main_state = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+	.mainlog = -1,
+	.rejectlog = -1,
+};
+
+static void
+main_usage(FILE *out)
+{
+	fprintf(out, "usage: sluiced [-FtTVh] [-c file] [-D dir] [-p pidfile] [-d level]\n"
+		     "  -c file     configuration file (default: the built-in sluice.conf)\n"
+		     "  -D dir      state directory: relative paths in the configuration are\n"
+		     "              taken from here (default: the current directory)\n"
+		     "  -F          stay in the foreground and copy diagnostics to stderr\n"
+		     "  -t          check the configuration, print errors as file:line:col, exit 0 "
+		     "or 1\n"
+		     "  -T          check, then print the configuration with defaults filled in\n"
+		     "  -p pidfile  write the pid here instead of the configured Pidfile\n"
+		     "  -d level    diagnostics level: crit err warning notice info debug\n"
+		     "              (default: info)\n"
+		     "  -V          print the version and exit\n"
+		     "  -h          print this help and exit\n"
+		     "Signals: HUP reloads the configuration, USR1 reopens the logs,\n"
+		     "TERM and INT stop after in-flight work is finished.\n");
+}
+
+static int
+main_parse_args(int argc, char **argv, struct main_opts *o)
+{
+	int c;
+
+	o->log_level = SL_LOG_INFO;
+	while ((c = getopt(argc, argv, "c:D:Fp:d:tTVh")) != -1) {
+		switch (c) {
+		case 'c':
+			o->conf_path = optarg;
+			break;
+		case 'D':
+			o->state_dir = optarg;
+			break;
+		case 'F':
+			o->is_foreground = true;
+			break;
+		case 'p':
+			o->pidfile = optarg;
+			break;
+		case 'd':
+			o->log_level = sl_log_level_parse(optarg);
+			if (o->log_level < 0) {
+				fprintf(stderr, "sluiced: unknown level '%s' for -d\n", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			o->is_check = true;
+			break;
+		case 'T':
+			o->is_dump = true;
+			break;
+		case 'V':
+			printf("sluiced %s (built %s)\n", PACKAGE_VERSION, SL_BUILD_DATE);
+			return 0;
+		case 'h':
+			main_usage(stdout);
+			return 0;
+		default:
+			main_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sluiced: unexpected argument '%s'\n", argv[optind]);
+		main_usage(stderr);
+		return 2;
+	}
+	return -1;
+}
+
+/* The state directory as an absolute path (in static storage). */
+static const char *
+main_state_dir(const char *dir)
+{
+	static char buf[PATH_MAX];
+
+	if (dir == NULL) {
+		if (getcwd(buf, sizeof(buf)) == NULL)
+			sl_fatal("cannot read the current directory: %s", strerror(errno));
+		return buf;
+	}
+	if (realpath(dir, buf) == NULL)
+		sl_fatal("state directory %s: %s", dir, strerror(errno));
+	return buf;
+}
+
+static struct sl_conf_snapshot *
+main_load(uint64_t generation, struct sl_conf_errors *errs)
+{
+	return sl_conf_load(main_state.opts.conf_path, main_state.opts.state_dir, generation, errs);
+}
+
+static const struct sl_conf_block *
+main_logger(const struct sl_conf_snapshot *s)
+{
+	size_t pos = 0;
+
+	return sl_conf_block_next(s, "ec_logger", &pos);
+}
+
+static const char *
+main_logger_path(const struct sl_conf_snapshot *s, enum sl_opt opt)
+{
+	const union sl_conf_val *v = sl_conf_block_get(s, main_logger(s), opt);
+
+	return v ? v->s : NULL;
+}
+
+static unsigned
+main_logger_mode(const struct sl_conf_snapshot *s, enum sl_opt opt)
+{
+	const union sl_conf_val *v = sl_conf_block_get(s, main_logger(s), opt);
+
+	return v ? (unsigned)v->i : 0644;
+}
+
+/* Make the parent directory of `path` (0750), reporting failure fatally. */
+static void
+main_mkparent(const char *what, const char *path)
+{
+	char *dir;
+	char *slash;
+	int rc;
+
+	if (path == NULL)
+		return;
+	dir = sl_strdup(path);
+	slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		rc = sl_mkdir_p(dir, 0750);
+		if (rc < 0)
+			sl_fatal("cannot create the directory %s for %s: %s", dir, what,
+				 strerror(-rc));
+	}
+	sl_free(dir);
+}
+
+static const enum sl_opt main_listener_opts[] = { SL_OPT_ESMTP_LISTENER, SL_OPT_ECSTREAM_LISTENER,
+						  SL_OPT_CONTROL_LISTENER };
+
+/* Directories every configured path needs, created before anything opens. */
+static void
+main_prepare_dirs(const struct sl_conf_snapshot *s)
+{
+	const char *spool = sl_conf_str(s, SL_OPT_SPOOLBASE);
+	int rc;
+
+	if (spool != NULL && (rc = sl_mkdir_p(spool, 0750)) < 0)
+		sl_fatal("cannot create SpoolBase %s: %s", spool, strerror(-rc));
+	main_mkparent("the mainlog", main_logger_path(s, SL_OPT_EC_LOGGER_MAINLOG));
+	main_mkparent("the rejectlog", main_logger_path(s, SL_OPT_EC_LOGGER_REJECTLOG));
+	main_mkparent("the paniclog", main_logger_path(s, SL_OPT_EC_LOGGER_PANICLOG));
+	main_mkparent("the acctlog", main_logger_path(s, SL_OPT_EC_LOGGER_ACCTLOG));
+	for (size_t k = 0; k < SL_ARRAY_LEN(main_listener_opts); k++) {
+		const union sl_conf_val *v = sl_conf_global(s, main_listener_opts[k]);
+
+		for (size_t i = 0; v != NULL && i < v->listener->addr_cnt; i++)
+			if (v->listener->addrs[i].family == SL_LISTEN_UNIX)
+				main_mkparent("a Unix socket", v->listener->addrs[i].path);
+	}
+}
+
+/* Open (or re-open after a reload changed them) the ec_logger streams. */
+static void
+main_open_streams(const struct sl_conf_snapshot *s)
+{
+	const char *mainlog = main_logger_path(s, SL_OPT_EC_LOGGER_MAINLOG);
+	const char *rejectlog = main_logger_path(s, SL_OPT_EC_LOGGER_REJECTLOG);
+	int id;
+
+	if (mainlog != NULL) {
+		id = sl_log_stream_open(mainlog,
+					main_logger_mode(s, SL_OPT_EC_LOGGER_MAINLOG_MODE));
+		if (id < 0)
+			sl_log_err("cannot open the mainlog %s: %s", mainlog, strerror(-id));
+		else
+			main_state.mainlog = id;
+	}
+	if (rejectlog != NULL) {
+		id = sl_log_stream_open(rejectlog,
+					main_logger_mode(s, SL_OPT_EC_LOGGER_REJECTLOG_MODE));
+		if (id < 0)
+			sl_log_err("cannot open the rejectlog %s: %s", rejectlog, strerror(-id));
+		else
+			main_state.rejectlog = id;
+	}
+}
+
+/* SIGHUP: load and check the file again; publish it or keep the old one. */
+static void
+main_reload(void *arg)
+{
+	struct sl_conf_errors errs = { 0 };
+	struct sl_conf_snapshot *s;
+	uint64_t gen;
+
+	pthread_mutex_lock(&main_state.lock);
+	gen = main_state.generation + 1;
+	pthread_mutex_unlock(&main_state.lock);
+	s = main_load(gen, &errs);
+	if (s == NULL) {
+		sl_log_err("configuration reload failed; still running generation %" PRIu64,
+			   gen - 1);
+		for (size_t i = 0; i < errs.cnt; i++) {
+			char *line = sl_conf_error_format(&errs.list[i]);
+
+			sl_log_err("%s", line);
+			sl_free(line);
+		}
+		sl_conf_errors_clear(&errs);
+		pthread_mutex_lock(&main_state.lock);
+		main_state.reload_fail_cnt++;
+		pthread_mutex_unlock(&main_state.lock);
+		return;
+	}
+	for (size_t i = 0; i < errs.warn_cnt; i++) {
+		char *line = sl_conf_error_format(&errs.warn[i]);
+
+		sl_log_warn("%s", line);
+		sl_free(line);
+	}
+	sl_conf_errors_clear(&errs);
+	main_prepare_dirs(s);
+	main_open_streams(s);
+	sl_holder_publish(&main_state.holder, &s->obj);
+	pthread_mutex_lock(&main_state.lock);
+	main_state.generation = gen;
+	main_state.reload_ok_cnt++;
+	pthread_mutex_unlock(&main_state.lock);
+	sl_log_notice("configuration reloaded from %s: generation %" PRIu64, s->source, gen);
+}
+
+static void
+main_reopen(void *arg)
+{
+	int rc = sl_log_reopen();
+
+	if (rc < 0)
+		sl_log_err("reopening logs failed: %s", strerror(-rc));
+	else
+		sl_log_notice("logs reopened");
+}
+
+static void
+main_stop_request(int signo, void *arg)
+{
+	pthread_mutex_lock(&main_state.lock);
+	main_state.is_stopping = true;
+	main_state.stop_signal = signo;
+	pthread_cond_broadcast(&main_state.cond);
+	pthread_mutex_unlock(&main_state.lock);
+}
+
+/* The current heartbeat interval in seconds (0: none). */
+static int64_t
+main_heartbeat_secs(void)
+{
+	struct sl_conf_snapshot *s = (struct sl_conf_snapshot *)sl_holder_get(&main_state.holder);
+	const union sl_conf_val *v;
+	int64_t secs = 0;
+
+	if (s == NULL)
+		return 0;
+	v = sl_conf_block_get(s, main_logger(s), SL_OPT_EC_LOGGER_HEARTBEAT);
+	if (v != NULL)
+		secs = v->i;
+	sl_conf_snapshot_put(s);
+	return secs;
+}
+
+/* Wait for a stop request, writing the mainlog heartbeat ("time@@M") meanwhile. */
+static void
+main_wait(void)
+{
+	time_t next_beat = 0;
+
+	pthread_mutex_lock(&main_state.lock);
+	while (!main_state.is_stopping) {
+		int64_t beat = main_heartbeat_secs();
+		time_t now = time(NULL);
+		struct timespec until;
+
+		if (beat > 0 && now >= next_beat) {
+			char line[32];
+			int n = snprintf(line, sizeof(line), "%lld@@M", (long long)now);
+
+			if (main_state.mainlog >= 0)
+				sl_log_stream_write(main_state.mainlog, line, (size_t)n);
+			next_beat = now + beat;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&main_state.cond, &main_state.lock, &until);
+	}
+	pthread_mutex_unlock(&main_state.lock);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct main_opts *o = &main_state.opts;
+	struct sl_conf_errors errs = { 0 };
+	struct sl_conf_snapshot *s;
+	struct sl_signal_hooks hooks = { main_reload, main_stop_request, main_reopen, NULL };
+	const char *pidfile;
+	pid_t other;
+	int rc;
+
+	rc = main_parse_args(argc, argv, o);
+	if (rc >= 0)
+		return rc;
+	sl_log_level_set(o->log_level);
+	/* Before any thread exists, so every thread inherits the mask. */
+	sl_signal_block();
+	sl_rcu_register_thread();
+	o->state_dir = main_state_dir(o->state_dir);
+
+	s = main_load(1, &errs);
+	if (s == NULL) {
+		sl_conf_errors_print(&errs, stderr);
+		fprintf(stderr, "sluiced: configuration %s is not valid\n",
+			o->conf_path ? o->conf_path : "(built-in)");
+		sl_conf_errors_clear(&errs);
+		return 1;
+	}
+	sl_conf_warnings_print(&errs, stderr);
+	sl_conf_errors_clear(&errs);
+	if (o->is_check || o->is_dump) {
+		if (o->is_dump)
+			sl_conf_snapshot_print(s, stdout);
+		else
+			printf("sluiced: configuration %s is valid\n", s->source);
+		sl_conf_snapshot_put(s);
+		sl_rcu_barrier();
+		return 0;
+	}
+
+	main_prepare_dirs(s);
+	pidfile = o->pidfile ? o->pidfile : sl_conf_str(s, SL_OPT_PIDFILE);
+	if (pidfile != NULL) {
+		main_mkparent("the pidfile", pidfile);
+		rc = sl_pidfile_create(pidfile, &other);
+		if (rc == -EEXIST)
+			sl_fatal("another sluiced (pid %d) is running with pidfile %s", (int)other,
+				 pidfile);
+		if (rc < 0)
+			sl_fatal("cannot create the pidfile %s: %s", pidfile, strerror(-rc));
+	}
+	if (!o->is_foreground) {
+		rc = sl_daemonize();
+		if (rc < 0)
+			sl_fatal("cannot detach: %s", strerror(-rc));
+		sl_pidfile_update();
+	}
+	rc = sl_log_start(main_logger_path(s, SL_OPT_EC_LOGGER_PANICLOG),
+			  main_logger_mode(s, SL_OPT_EC_LOGGER_PANICLOG_MODE), o->is_foreground);
+	if (rc < 0)
+		sl_fatal("cannot open the paniclog %s: %s",
+			 main_logger_path(s, SL_OPT_EC_LOGGER_PANICLOG), strerror(-rc));
+	main_open_streams(s);
+	main_state.generation = 1;
+	sl_holder_publish(&main_state.holder, &s->obj);
+	rc = sl_signal_start(&hooks);
+	if (rc < 0)
+		sl_fatal("cannot start the signal thread: %s", strerror(-rc));
+
+	sl_log_notice("sluiced %s started (pid %d), configuration %s generation 1", PACKAGE_VERSION,
+		      (int)getpid(), s->source);
+	if (!o->is_foreground)
+		sl_daemon_ready();
+
+	main_wait();
+
+	sl_log_notice("sluiced stopping on signal %d", main_state.stop_signal);
+	sl_signal_stop();
+	sl_holder_publish(&main_state.holder, NULL);
+	sl_rcu_barrier();
+	sl_log_notice("sluiced stopped");
+	sl_log_stop();
+	sl_pidfile_remove();
+	sl_rcu_unregister_thread();
+	return 0;
+}

@@ -1,0 +1,78 @@
+#!/bin/sh
+# test/bench/run.sh - build and run the queue hop benchmark (not a test).
+#
+# Builds test/bench/queue_hop.c against the engine sources with -O2 and
+# jemalloc in a temporary directory, runs it and prints its figures.  With
+# --record it also appends a dated section (kernel, CPU, commit, the exact
+# commands, the figures) to BENCHMARKS.md at the top of the source tree.
+# Leaves nothing else behind.  Usage: test/bench/run.sh [--record]
+set -eu
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+record=no
+case "${1:-}" in
+--record) record=yes ;;
+"") ;;
+*) echo "usage: $0 [--record]" >&2; exit 2 ;;
+esac
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# config.h comes from the build tree when configured, else a minimal one.
+builddir=${top_builddir:-$top}
+if [ -f "$builddir/config.h" ]; then
+	cfgdir=$builddir
+	cfgshow=$builddir
+else
+	cfgdir=$tmp
+	cfgshow='<dir of a config.h: #define _GNU_SOURCE 1>'
+	printf '#define _GNU_SOURCE 1\n' >"$tmp/config.h"
+fi
+
+cd "$top"
+src="engine/alloc.c engine/arena.c engine/log.c engine/rcu.c engine/counter.c engine/stage.c"
+pkgcflags=$(pkg-config --cflags liburcu-memb libuv)
+cflags="-std=gnu11 -O2 -g -I. -I$cfgdir $pkgcflags"
+libs="$(pkg-config --libs liburcu-memb liburcu-cds libuv) -ljemalloc -lpthread"
+build="${CC:-cc} -std=gnu11 -O2 -g -I. -I$cfgshow $pkgcflags $src test/bench/queue_hop.c $libs -o queue_hop"
+run="./queue_hop --events 1000000 --pings 100000"
+
+# shellcheck disable=SC2086
+${CC:-cc} $cflags $src test/bench/queue_hop.c $libs -o "$tmp/queue_hop"
+echo "build: $build"
+echo "run:   $run"
+(cd "$tmp" && $run) | tee "$tmp/results"
+
+[ "$record" = yes ] || exit 0
+
+out="$top/BENCHMARKS.md"
+if [ ! -f "$out" ]; then
+	cat >"$out" <<'EOF'
+# sluice benchmarks
+
+Measurements, not tests: each section below was appended by
+`test/bench/run.sh --record` (or another harness under `test/bench/`) and
+records when and where it ran (date, kernel, CPU, commit) and the exact
+commands, so a figure can be reproduced and compared with a later run on
+the same machine.  Figures from different machines are not comparable;
+sections are never edited after the fact.
+EOF
+fi
+commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+{
+	echo
+	echo "## $(date -u '+%Y-%m-%d %H:%M UTC'): queue hop"
+	echo
+	echo "- kernel: $(uname -r)"
+	echo "- CPU: $cpu ($(nproc) online)"
+	echo "- commit: $commit"
+	echo "- build: \`$build\`"
+	echo "- run: \`$run\`"
+	echo
+	echo '```'
+	cat "$tmp/results"
+	echo '```'
+} >>"$out"
+echo "recorded in $out"
