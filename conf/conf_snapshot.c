@@ -1,0 +1,961 @@
+/*
+ * conf/conf_snapshot.c - check a parse tree against the schema and build the snapshot.
+ *
+ * One pass over the tree: every `name = value` is looked up in the schema
+ * for the scope it appears in, typed, and stored; every block opens a scope
+ * (Binding_Group, Binding, Domain, Host) or a named block with its own
+ * options (ThreadPool, SNMP, SNMP_TRAPS, module blocks such as ec_logger).
+ * Errors do not stop the pass, so one `sluiced -t` shows them all.  The
+ * result lives in one arena owned by the snapshot, plus the compiled regex
+ * domains, freed by snapshot_free after the last reference is dropped.
+ *
+ * Threads: the config thread builds; readers use sl_conf_eval() and friends
+ * on snapshots they hold a reference to.  Parses untrusted configuration.
+ */
+#include "config.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/conf_default.h"
+#include "conf/conf_int.h"
+#include "engine/alloc.h"
+#include "engine/assert.h"
+
+/* A growable array used while building; copied into the arena at the end. */
+struct build_vec {
+	void *v;
+	size_t cnt;
+	size_t cap;
+};
+
+static void *
+vec_push(struct build_vec *vec, size_t elem_len)
+{
+	if (vec->cnt == vec->cap) {
+		vec->cap = vec->cap ? vec->cap * 2 : 8;
+		vec->v = sl_reallocarray(vec->v, vec->cap, elem_len);
+	}
+	memset((char *)vec->v + vec->cnt * elem_len, 0, elem_len);
+	return (char *)vec->v + vec->cnt++ * elem_len;
+}
+
+/* Domain and Host stanzas of one container while it is being built. */
+struct build_cont {
+	struct build_vec domains; /* struct sl_conf_dscope */
+	struct build_vec hosts;
+};
+
+struct build {
+	struct sl_conf_snapshot *s;
+	struct sl_arena *a;
+	const char *base_dir;
+	struct sl_conf_errors *errs;
+	int err_cnt;
+	struct build_vec bindings; /* struct sl_conf_binding */
+	struct build_vec groups;   /* struct sl_conf_binding_group */
+	struct build_vec blocks;   /* struct sl_conf_block */
+	struct build_vec regexes;  /* pcre2_code * */
+	/* Group index of each binding (SIZE_MAX: none), parallel to bindings. */
+	struct build_vec binding_group_idx;
+};
+
+static void __attribute__((format(printf, 3, 4)))
+build_err(struct build *b, const struct sl_conf_loc *loc, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sl_conf_error_add(b->errs, loc, "%s", msg);
+	b->err_cnt++;
+}
+
+static int
+setting_cmp(const void *x, const void *y)
+{
+	const struct sl_conf_setting *p = x, *q = y;
+
+	return (int)p->id - (int)q->id;
+}
+
+/* Freeze a vector of settings into the arena, sorted by id. */
+static struct sl_conf_settings
+settings_freeze(struct build *b, struct build_vec *vec)
+{
+	struct sl_conf_settings out;
+
+	/* Insertion sort: stable, so repeated PARAMS stanzas keep their order. */
+	for (size_t i = 1; i < vec->cnt; i++) {
+		struct sl_conf_setting *v = vec->v, tmp = v[i];
+		size_t k = i;
+
+		for (; k > 0 && setting_cmp(&v[k - 1], &tmp) > 0; k--)
+			v[k] = v[k - 1];
+		v[k] = tmp;
+	}
+	out.v = sl_arena_memdup(b->a, vec->v, vec->cnt, sizeof(struct sl_conf_setting));
+	out.cnt = vec->cnt;
+	sl_free(vec->v);
+	memset(vec, 0, sizeof(*vec));
+	return out;
+}
+
+const struct sl_conf_setting *
+sl_conf_settings_find(const struct sl_conf_settings *set, enum sl_opt opt)
+{
+	size_t lo = 0, hi = set->cnt;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (set->v[mid].id == opt)
+			return &set->v[mid];
+		if (set->v[mid].id < opt)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static const char *
+scope_label(unsigned scope)
+{
+	const char *name = sl_conf_scope_name(scope);
+
+	return name ? name : "this";
+}
+
+static enum sl_listener_kind
+listener_kind(enum sl_opt id)
+{
+	if (id == SL_OPT_ESMTP_LISTENER)
+		return SL_LISTENER_ESMTP;
+	if (id == SL_OPT_ECSTREAM_LISTENER)
+		return SL_LISTENER_ECSTREAM;
+	SL_ASSERT(id == SL_OPT_CONTROL_LISTENER);
+	return SL_LISTENER_CONTROL;
+}
+
+/*
+ * Look `name` up for `scope`, type `value` and append it to `vec`.
+ * Reports unknown options, wrong scopes, duplicates and bad values.
+ */
+static void
+build_setting(struct build *b, unsigned scope, const char *name, const struct sl_conf_loc *loc,
+	      const struct sl_conf_value *value, struct build_vec *vec)
+{
+	const struct sl_conf_option *o = sl_conf_option_find(name, scope);
+	struct sl_conf_setting *set;
+	char why[256];
+
+	if (o == NULL) {
+		build_err(b, loc, "unknown option '%s'", name);
+		return;
+	}
+	if (!(o->scopes & scope)) {
+		char valid[160];
+
+		sl_conf_scopes_format(o->scopes, valid, sizeof(valid));
+		build_err(b, loc, "option '%s' is not valid in %s scope (valid in: %s)", o->name,
+			  scope_label(scope), valid);
+		return;
+	}
+	for (size_t i = 0; i < vec->cnt && o->type != SL_T_PARAMS; i++) {
+		const struct sl_conf_setting *prev = (const struct sl_conf_setting *)vec->v + i;
+
+		/* PARAMS stanzas repeat by design: one Trap_Destination [ ] per sink. */
+		if (prev->id == o->id) {
+			build_err(b, loc, "option '%s' is already set at %s:%u", o->name,
+				  prev->loc.file, prev->loc.line);
+			return;
+		}
+	}
+	set = vec_push(vec, sizeof(*set));
+	set->id = o->id;
+	set->loc = *loc;
+	if (o->type == SL_T_LISTENER) {
+		set->v.listener = sl_conf__listener_build(b->a, listener_kind(o->id), value,
+							  b->base_dir, b->errs);
+		if (set->v.listener == NULL) {
+			b->err_cnt++;
+			vec->cnt--;
+		}
+		return;
+	}
+	if (sl_conf__value_parse(b->a, o, value, b->base_dir, &set->v, why, sizeof(why)) != 0) {
+		build_err(b, &value->loc, "bad value for '%s': %s", o->name, why);
+		vec->cnt--;
+	}
+}
+
+int
+sl_conf__settings_from_pairs(struct sl_arena *a, unsigned scope, const struct sl_conf_pair *pairs,
+			     size_t pair_cnt, const char *base_dir, struct sl_conf_settings *out,
+			     struct sl_conf_errors *errs)
+{
+	struct build b = { .a = a, .base_dir = base_dir, .errs = errs };
+	struct build_vec vec = { 0 };
+
+	for (size_t i = 0; i < pair_cnt; i++)
+		build_setting(&b, scope, pairs[i].key, &pairs[i].loc, &pairs[i].value, &vec);
+	*out = settings_freeze(&b, &vec);
+	return b.err_cnt ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ blocks */
+
+enum block_kind {
+	BK_NONE,
+	BK_DOMAIN,
+	BK_HOST,
+	BK_BINDING,
+	BK_BINDING_GROUP,
+	BK_NAMED, /* ThreadPool, SNMP, SNMP_TRAPS, modules: own option scope */
+};
+
+/* Blocks with their own options, and the module names sluice knows. */
+struct block_def {
+	const char *kind; /* canonical */
+	unsigned scope;   /* SL_S_* of its options */
+	int arg_cnt;      /* required instance-name args: 0, 1, or -1 (0 or 1) */
+	bool is_module;   /* loaded as a module (accepts Module/Logger/... syntax) */
+	bool is_single;   /* at most one per configuration */
+	bool is_implicit; /* present with its defaults when not configured */
+};
+
+static const struct block_def block_defs[] = {
+	{ "ThreadPool", SL_S_THREADPOOL, 1, false, false, false },
+	{ "SNMP", SL_S_SNMP, 0, false, true, false },
+	{ "SNMP_TRAPS", SL_S_SNMP_TRAPS, 0, false, true, false },
+	{ "Security", SL_S_SECURITY, 0, false, true, false },
+	{ "RFC2822", SL_S_RFC2822, 0, false, true, true },
+	{ "ec_logger", SL_S_EC_LOGGER, -1, true, false, true },
+	{ "bounce_classifier", SL_S_BOUNCE_CLASSIFIER, -1, true, true, false },
+};
+
+/* Momentum's module-loading keywords: `Logger logging/ec_logger ec_logger { }`. */
+static const char *const module_keywords[] = { "module", "logger", "validate", "interpreter",
+					       "io_system" };
+
+static const struct block_def *
+block_def_find(const char *kind)
+{
+	for (size_t i = 0; i < SL_ARRAY_LEN(block_defs); i++)
+		if (strcasecmp(block_defs[i].kind, kind) == 0)
+			return &block_defs[i];
+	return NULL;
+}
+
+static bool
+is_module_keyword(const char *name)
+{
+	for (size_t i = 0; i < SL_ARRAY_LEN(module_keywords); i++)
+		if (strcasecmp(module_keywords[i], name) == 0)
+			return true;
+	return false;
+}
+
+struct scope_out {
+	unsigned scope;          /* SL_S_* of this level */
+	struct build_vec set;    /* struct sl_conf_setting */
+	struct build_cont *cont; /* Domain/Host go here (NULL: not allowed) */
+	size_t group_idx;        /* the enclosing group (SIZE_MAX: none) */
+};
+
+static void build_body(struct build *b, const struct sl_conf_stanza *st, size_t cnt,
+		       struct scope_out *out);
+
+static void
+build_dscope(struct build *b, const struct sl_conf_stanza *st, enum block_kind kind,
+	     struct build_cont *cont)
+{
+	struct build_vec *vec = kind == BK_DOMAIN ? &cont->domains : &cont->hosts;
+	struct scope_out inner = { .scope = kind == BK_DOMAIN ? SL_S_DOMAIN : SL_S_HOST,
+				   .group_idx = SIZE_MAX };
+	const char *name = st->args[0].text;
+	struct sl_conf_dscope *d;
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < vec->cnt; i++) {
+		const struct sl_conf_dscope *prev = (const struct sl_conf_dscope *)vec->v + i;
+
+		if (strcasecmp(prev->name, name) == 0) {
+			build_err(b, &st->loc, "%s \"%s\" is already defined at line %u",
+				  kind == BK_DOMAIN ? "Domain" : "Host", name, prev->loc.line);
+			return;
+		}
+	}
+	d = vec_push(vec, sizeof(*d));
+	d->loc = st->loc;
+	if (len >= 2 && name[0] == '/' && name[len - 1] == '/') {
+		int code;
+		PCRE2_SIZE off;
+		pcre2_code *re = pcre2_compile((PCRE2_SPTR)name + 1, len - 2, PCRE2_CASELESS, &code,
+					       &off, NULL);
+
+		d->is_regex = true;
+		d->name = sl_arena_strdup(b->a, name);
+		if (re == NULL) {
+			PCRE2_UCHAR msg[160];
+
+			pcre2_get_error_message(code, msg, sizeof(msg));
+			build_err(b, &st->args[0].loc,
+				  "bad regular expression %s: %s at offset %zu", name,
+				  (const char *)msg, (size_t)off);
+		} else {
+			*(pcre2_code **)vec_push(&b->regexes, sizeof(pcre2_code *)) = re;
+			d->re = re;
+		}
+	} else {
+		char *lower = sl_arena_strdup(b->a, name);
+
+		for (char *p = lower; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		d->name = lower;
+	}
+	build_body(b, st->children, st->child_cnt, &inner);
+	/* vec may have moved while the body was built: find d again. */
+	d = (struct sl_conf_dscope *)vec->v + (vec->cnt - 1);
+	d->set = settings_freeze(b, &inner.set);
+}
+
+static int
+dscope_cmp(const void *x, const void *y)
+{
+	const struct sl_conf_dscope *p = x, *q = y;
+
+	return strcmp(p->name, q->name);
+}
+
+/* Exact names sorted for bsearch, then the regexes in declaration order. */
+static const struct sl_conf_dscope *
+dscopes_freeze(struct build *b, struct build_vec *vec, size_t *exact_cnt)
+{
+	const struct sl_conf_dscope *in = vec->v;
+	struct sl_conf_dscope *out = sl_arena_alloc(b->a, vec->cnt * sizeof(*out));
+	size_t n = 0;
+
+	for (size_t i = 0; i < vec->cnt; i++)
+		if (!in[i].is_regex)
+			out[n++] = in[i];
+	*exact_cnt = n;
+	if (n > 1)
+		qsort(out, n, sizeof(*out), dscope_cmp);
+	for (size_t i = 0; i < vec->cnt; i++)
+		if (in[i].is_regex)
+			out[n++] = in[i];
+	sl_free(vec->v);
+	memset(vec, 0, sizeof(*vec));
+	return out;
+}
+
+static void
+cont_freeze(struct build *b, struct build_cont *bc, struct sl_conf_container *c)
+{
+	c->domain_cnt = bc->domains.cnt;
+	c->domains = dscopes_freeze(b, &bc->domains, &c->domain_exact_cnt);
+	c->host_cnt = bc->hosts.cnt;
+	c->hosts = dscopes_freeze(b, &bc->hosts, &c->host_exact_cnt);
+}
+
+static bool
+binding_name_ok(const char *name)
+{
+	if (*name == '\0')
+		return false;
+	for (const char *p = name; *p; p++)
+		if (isspace((unsigned char)*p) || *p == ':')
+			return false;
+	return true;
+}
+
+static void
+build_binding(struct build *b, const struct sl_conf_stanza *st, size_t group_idx, bool is_group)
+{
+	struct build_vec *vec = is_group ? &b->groups : &b->bindings;
+	const char *name = st->args[0].text;
+	struct build_cont cont = { 0 };
+	struct scope_out inner = { .scope = is_group ? SL_S_BINDING_GROUP : SL_S_BINDING,
+				   .cont = &cont,
+				   .group_idx = SIZE_MAX };
+	size_t idx;
+
+	if (!binding_name_ok(name)) {
+		build_err(b, &st->args[0].loc,
+			  "%s name \"%s\" must be non-empty, without spaces or colons",
+			  is_group ? "Binding_Group" : "Binding", name);
+		return;
+	}
+	for (size_t i = 0; i < vec->cnt; i++) {
+		const char *prev = is_group ? ((struct sl_conf_binding_group *)vec->v)[i].name
+					    : ((struct sl_conf_binding *)vec->v)[i].name;
+		const struct sl_conf_loc *ploc =
+			is_group ? &((struct sl_conf_binding_group *)vec->v)[i].loc
+				 : &((struct sl_conf_binding *)vec->v)[i].loc;
+
+		if (strcmp(prev, name) == 0) {
+			build_err(b, &st->loc, "%s \"%s\" is already defined at %s:%u",
+				  is_group ? "Binding_Group" : "Binding", name, ploc->file,
+				  ploc->line);
+			return;
+		}
+	}
+	idx = vec->cnt;
+	if (is_group) {
+		struct sl_conf_binding_group *g = vec_push(vec, sizeof(*g));
+
+		g->loc = st->loc;
+		g->name = name;
+		inner.group_idx = idx;
+	} else {
+		struct sl_conf_binding *bd = vec_push(vec, sizeof(*bd));
+
+		bd->loc = st->loc;
+		bd->name = name;
+		*(size_t *)vec_push(&b->binding_group_idx, sizeof(size_t)) = group_idx;
+	}
+	build_body(b, st->children, st->child_cnt, &inner);
+	if (is_group) {
+		struct sl_conf_binding_group *g = (struct sl_conf_binding_group *)vec->v + idx;
+
+		g->set = settings_freeze(b, &inner.set);
+		cont_freeze(b, &cont, &g->c);
+	} else {
+		struct sl_conf_binding *bd = (struct sl_conf_binding *)vec->v + idx;
+
+		bd->set = settings_freeze(b, &inner.set);
+		cont_freeze(b, &cont, &bd->c);
+	}
+}
+
+static const struct sl_conf_kvlist *
+attrs_kvlist(struct build *b, const struct sl_conf_pair *pairs, size_t cnt)
+{
+	struct sl_conf_kvlist *l = sl_arena_alloc(b->a, sizeof(*l));
+	struct sl_conf_kv *v = sl_arena_alloc(b->a, cnt * sizeof(*v));
+
+	for (size_t i = 0; i < cnt; i++) {
+		v[i].loc = pairs[i].loc;
+		v[i].key = pairs[i].key;
+		v[i].val = sl_conf__value_text(b->a, &pairs[i].value);
+	}
+	l->v = v;
+	l->cnt = cnt;
+	return l;
+}
+
+/*
+ * A named block: ThreadPool "x" { }, SNMP { }, ec_logger [ "name" ] { },
+ * or the Momentum module syntax `Logger logging/ec_logger ec_logger [passive] { }`.
+ */
+static void
+build_named(struct build *b, const struct sl_conf_stanza *st)
+{
+	const struct block_def *def;
+	const char *instance = NULL;
+	bool is_passive = false;
+	size_t argi = 0;
+	struct sl_conf_block *blk;
+	struct scope_out inner = { .group_idx = SIZE_MAX };
+
+	if (is_module_keyword(st->name)) {
+		const char *path, *slash;
+
+		if (st->arg_cnt < 1) {
+			build_err(b, &st->loc,
+				  "%s needs a module name: %s logging/ec_logger ec_logger { }",
+				  st->name, st->name);
+			return;
+		}
+		path = st->args[0].text;
+		slash = strrchr(path, '/');
+		def = block_def_find(slash ? slash + 1 : path);
+		if (def == NULL || !def->is_module) {
+			build_err(b, &st->args[0].loc,
+				  "unknown module '%s' (sluice provides: ec_logger, "
+				  "bounce_classifier)",
+				  slash ? slash + 1 : path);
+			return;
+		}
+		argi = 1;
+	} else {
+		def = block_def_find(st->name);
+		SL_ASSERT(def != NULL);
+	}
+	if (argi < st->arg_cnt && def->arg_cnt != 0 &&
+	    strcasecmp(st->args[argi].text, "passive") != 0)
+		instance = st->args[argi++].text;
+	if (argi < st->arg_cnt && def->is_module &&
+	    strcasecmp(st->args[argi].text, "passive") == 0) {
+		is_passive = true;
+		argi++;
+	}
+	if (argi < st->arg_cnt) {
+		build_err(b, &st->args[argi].loc, "unexpected '%s' after %s", st->args[argi].text,
+			  def->kind);
+		return;
+	}
+	if (def->arg_cnt == 1 && instance == NULL) {
+		build_err(b, &st->loc, "%s needs a name: %s \"name\" { ... }", def->kind,
+			  def->kind);
+		return;
+	}
+	if (!def->is_module && st->attr_cnt > 0) {
+		build_err(b, &st->attrs[0].loc, "%s takes no <attributes>", def->kind);
+		return;
+	}
+	for (size_t i = 0; i < st->attr_cnt; i++) {
+		if (strcasecmp(st->attrs[i].key, "name") != 0 &&
+		    strcasecmp(st->attrs[i].key, "debug_level") != 0)
+			build_err(b, &st->attrs[i].loc,
+				  "unknown module attribute '%s' (known: name, debug_level)",
+				  st->attrs[i].key);
+	}
+	if (instance == NULL && def->is_module)
+		instance = def->kind;
+	for (size_t i = 0; i < b->blocks.cnt; i++) {
+		const struct sl_conf_block *prev = (const struct sl_conf_block *)b->blocks.v + i;
+
+		if (strcasecmp(prev->kind, def->kind) != 0)
+			continue;
+		if (def->is_single || strcmp(prev->name, instance) == 0) {
+			build_err(b, &st->loc, "%s%s%s%s is already defined at %s:%u", def->kind,
+				  def->is_single ? "" : " \"", def->is_single ? "" : instance,
+				  def->is_single ? "" : "\"", prev->loc.file, prev->loc.line);
+			return;
+		}
+	}
+	inner.scope = def->scope;
+	build_body(b, st->children, st->child_cnt, &inner);
+	blk = vec_push(&b->blocks, sizeof(*blk));
+	blk->loc = st->loc;
+	blk->kind = def->kind;
+	blk->name = instance;
+	blk->scope = def->scope;
+	blk->is_passive = is_passive;
+	blk->attrs = attrs_kvlist(b, st->attrs, st->attr_cnt);
+	blk->set = settings_freeze(b, &inner.set);
+}
+
+static enum block_kind
+block_kind(const char *name)
+{
+	if (strcasecmp(name, "domain") == 0)
+		return BK_DOMAIN;
+	if (strcasecmp(name, "host") == 0)
+		return BK_HOST;
+	if (strcasecmp(name, "binding") == 0)
+		return BK_BINDING;
+	if (strcasecmp(name, "binding_group") == 0)
+		return BK_BINDING_GROUP;
+	if (block_def_find(name) != NULL || is_module_keyword(name))
+		return BK_NAMED;
+	return BK_NONE;
+}
+
+static void
+build_block(struct build *b, const struct sl_conf_stanza *st, struct scope_out *out)
+{
+	enum block_kind kind = block_kind(st->name);
+	bool is_global = out->scope == SL_S_GLOBAL;
+
+	switch (kind) {
+	case BK_NONE:
+		if (sl_conf_option_find(st->name, out->scope) != NULL)
+			build_err(b, &st->loc, "'%s' is an option, not a block: write %s = value",
+				  st->name, st->name);
+		else if (st->arg_cnt == 0)
+			build_err(b, &st->loc, "unknown block or module '%s'", st->name);
+		else
+			build_err(b, &st->loc, "unknown block '%s'", st->name);
+		return;
+	case BK_DOMAIN:
+	case BK_HOST:
+		if (out->cont == NULL) {
+			build_err(b, &st->loc,
+				  "%s is not valid inside %s scope (only global, "
+				  "Binding_Group and Binding)",
+				  kind == BK_DOMAIN ? "Domain" : "Host", scope_label(out->scope));
+			return;
+		}
+		break;
+	case BK_BINDING:
+		if (!is_global && out->scope != SL_S_BINDING_GROUP) {
+			build_err(b, &st->loc,
+				  "Binding is valid only at top level or inside a Binding_Group");
+			return;
+		}
+		break;
+	case BK_BINDING_GROUP:
+	case BK_NAMED:
+		if (!is_global) {
+			build_err(b, &st->loc, "%s is valid only at top level", st->name);
+			return;
+		}
+		break;
+	}
+	if (kind != BK_NAMED && st->arg_cnt != 1) {
+		build_err(b, &st->loc, "%s needs exactly one name: %s \"name\" { ... }", st->name,
+			  st->name);
+		return;
+	}
+	if (kind != BK_NAMED && st->attr_cnt > 0) {
+		build_err(b, &st->attrs[0].loc, "%s takes no <attributes>", st->name);
+		return;
+	}
+	switch (kind) {
+	case BK_DOMAIN:
+	case BK_HOST:
+		build_dscope(b, st, kind, out->cont);
+		break;
+	case BK_BINDING:
+		build_binding(b, st, out->group_idx, false);
+		break;
+	case BK_BINDING_GROUP:
+		build_binding(b, st, SIZE_MAX, true);
+		break;
+	case BK_NAMED:
+		build_named(b, st);
+		break;
+	case BK_NONE:
+		break;
+	}
+}
+
+static void
+build_body(struct build *b, const struct sl_conf_stanza *st, size_t cnt, struct scope_out *out)
+{
+	for (size_t i = 0; i < cnt; i++) {
+		if (st[i].kind == SL_CONF_ASSIGN)
+			build_setting(b, out->scope, st[i].name, &st[i].loc, &st[i].value,
+				      &out->set);
+		else
+			build_block(b, &st[i], out);
+	}
+}
+
+/* ------------------------------------------------------------------ defaults */
+
+static void
+build_defaults(struct build *b)
+{
+	for (size_t i = 0; i < SL_OPT__COUNT; i++) {
+		const struct sl_conf_option *o = &sl_conf_options[i];
+		union sl_conf_val *v;
+		char why[256];
+
+		if (o->def == NULL)
+			continue;
+		v = sl_arena_alloc(b->a, sizeof(*v));
+		if (o->type == SL_T_LIST) {
+			/* A list default is written as space-separated words; "" is empty. */
+			size_t n = 0;
+			const char **items;
+			char *copy = sl_arena_strdup(b->a, o->def), *save = NULL;
+
+			for (const char *p = o->def; *p; p++)
+				n += *p == ' ';
+			items = sl_arena_alloc(b->a, (n + 2) * sizeof(*items));
+			n = 0;
+			for (char *t = strtok_r(copy, " ", &save); t;
+			     t = strtok_r(NULL, " ", &save))
+				items[n++] = t;
+			v->list.v = items;
+			v->list.cnt = n;
+		} else if (sl_conf__scalar_parse(b->a, o, o->def, b->base_dir, v, why,
+						 sizeof(why)) != 0) {
+			/* The schema test proves every default parses; this is a bug. */
+			sl_conf_error_add(b->errs, NULL, "internal: default of %s: %s", o->name,
+					  why);
+			SL_ASSERT(!"schema default does not parse");
+		}
+		b->s->dflt[i] = v;
+	}
+}
+
+/* ------------------------------------------------------------------ snapshot */
+
+static void
+snapshot_free(struct sl_rcuobj *obj)
+{
+	struct sl_conf_snapshot *s = (struct sl_conf_snapshot *)obj;
+
+	SL_CHECK_OBJ(s, SL_CONF_SNAPSHOT_MAGIC);
+	for (size_t i = 0; i < s->regex_cnt; i++)
+		pcre2_code_free(s->regexes[i]);
+	sl_free(s->regexes);
+	s->magic = 0;
+	sl_conf_tree_free(s->tree);
+	sl_arena_free(&s->arena);
+	sl_free(s);
+}
+
+static void
+build_free_partial(struct build *b)
+{
+	for (size_t i = 0; i < b->regexes.cnt; i++)
+		pcre2_code_free(((pcre2_code **)b->regexes.v)[i]);
+	sl_free(b->regexes.v);
+	sl_free(b->bindings.v);
+	sl_free(b->groups.v);
+	sl_free(b->blocks.v);
+	sl_free(b->binding_group_idx.v);
+}
+
+struct sl_conf_snapshot *
+sl_conf_snapshot_build(struct sl_conf_tree *tree, const char *base_dir, uint64_t generation,
+		       struct sl_conf_errors *errs)
+{
+	struct sl_conf_snapshot *s = SL_NEW(s);
+	struct build b = { .s = s, .a = &s->arena, .base_dir = base_dir, .errs = errs };
+	struct build_cont top = { 0 };
+	struct scope_out global = { .scope = SL_S_GLOBAL, .cont = &top, .group_idx = SIZE_MAX };
+	struct sl_conf_settings gset;
+	struct sl_conf_binding *bindings;
+
+	s->magic = SL_CONF_SNAPSHOT_MAGIC;
+	s->generation = generation;
+	s->tree = tree;
+	sl_rcuobj_init(&s->obj, snapshot_free);
+	s->files = tree->files;
+	s->file_cnt = tree->file_cnt;
+	s->source = tree->file_cnt ? tree->files[0] : "(buffer)";
+	build_defaults(&b);
+	build_body(&b, tree->stanzas, tree->stanza_cnt, &global);
+	gset = settings_freeze(&b, &global.set);
+	cont_freeze(&b, &top, &s->top);
+
+	for (size_t i = 0; i < SL_OPT__COUNT; i++)
+		s->global[i] = s->dflt[i];
+	for (size_t i = 0; i < gset.cnt; i++) {
+		s->global[gset.v[i].id] = &gset.v[i].v;
+		s->global_loc[gset.v[i].id] = &gset.v[i].loc;
+	}
+
+	/* Implicit blocks (ec_logger, RFC2822) exist with their defaults when not configured. */
+	for (size_t k = 0; k < SL_ARRAY_LEN(block_defs); k++) {
+		const struct block_def *def = &block_defs[k];
+		bool is_present = false;
+
+		if (!def->is_implicit)
+			continue;
+		for (size_t i = 0; i < b.blocks.cnt; i++)
+			is_present |= strcmp(((struct sl_conf_block *)b.blocks.v)[i].kind,
+					     def->kind) == 0;
+		if (!is_present) {
+			static const struct sl_conf_kvlist empty = { NULL, 0 };
+			struct sl_conf_block *blk = vec_push(&b.blocks, sizeof(*blk));
+
+			blk->kind = def->kind;
+			blk->name = def->is_module ? def->kind : NULL;
+			blk->scope = def->scope;
+			blk->attrs = &empty;
+		}
+	}
+
+	bindings = sl_arena_memdup(b.a, b.bindings.v, b.bindings.cnt, sizeof(*bindings));
+	s->groups = sl_arena_memdup(b.a, b.groups.v, b.groups.cnt, sizeof(*s->groups));
+	s->group_cnt = b.groups.cnt;
+	for (size_t i = 0; i < b.bindings.cnt; i++) {
+		size_t g = ((size_t *)b.binding_group_idx.v)[i];
+
+		bindings[i].group = g == SIZE_MAX ? NULL : &s->groups[g];
+	}
+	s->bindings = bindings;
+	s->binding_cnt = b.bindings.cnt;
+	s->blocks = sl_arena_memdup(b.a, b.blocks.v, b.blocks.cnt, sizeof(*s->blocks));
+	s->block_cnt = b.blocks.cnt;
+	s->regexes = b.regexes.v; /* moves to the snapshot */
+	s->regex_cnt = b.regexes.cnt;
+	memset(&b.regexes, 0, sizeof(b.regexes));
+	build_free_partial(&b);
+	if (b.err_cnt > 0 || errs->cnt > 0) {
+		if (errs->cnt == 0)
+			sl_conf_error_add(errs, NULL, "configuration rejected");
+		sl_conf_snapshot_put(s);
+		return NULL;
+	}
+	return s;
+}
+
+struct sl_conf_snapshot *
+sl_conf_load(const char *path, const char *base_dir, uint64_t generation,
+	     struct sl_conf_errors *errs)
+{
+	struct sl_conf_tree *tree;
+	struct sl_conf_snapshot *s;
+
+	if (path != NULL)
+		tree = sl_conf_parse_file(path, errs);
+	else
+		tree = sl_conf_parse_buffer("(built-in sluice.conf)", base_dir,
+					    sl_conf_default_text, sl_conf_default_text_len, errs);
+	if (tree == NULL)
+		return NULL;
+	s = sl_conf_snapshot_build(tree, base_dir, generation, errs);
+	if (s != NULL && path == NULL)
+		s->source = "(built-in sluice.conf)";
+	return s;
+}
+
+/* ------------------------------------------------------------------ lookups */
+
+static bool
+dscope_matches(const struct sl_conf_dscope *d, const char *name)
+{
+	pcre2_match_data *md;
+	int rc;
+
+	if (d->re == NULL)
+		return false;
+	md = pcre2_match_data_create_from_pattern(d->re, NULL);
+	rc = pcre2_match(d->re, (PCRE2_SPTR)name, strlen(name), 0, 0, md, NULL);
+	pcre2_match_data_free(md);
+	return rc >= 0;
+}
+
+/*
+ * `opt` from the Domain (or Host) stanzas of one list: the exact name if it
+ * sets the option, else the first regex stanza in declaration order that
+ * matches and sets it (Momentum resolves each option this way).
+ */
+static const union sl_conf_val *
+dscope_eval(const struct sl_conf_dscope *v, size_t exact_cnt, size_t cnt, const char *name,
+	    enum sl_opt opt)
+{
+	const struct sl_conf_setting *set;
+	size_t lo = 0, hi = exact_cnt;
+
+	if (name == NULL || cnt == 0)
+		return NULL;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcasecmp(name, v[mid].name);
+
+		if (c == 0) {
+			if ((set = sl_conf_settings_find(&v[mid].set, opt)) != NULL)
+				return &set->v;
+			break;
+		}
+		if (c > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = exact_cnt; i < cnt; i++) {
+		set = sl_conf_settings_find(&v[i].set, opt);
+		if (set != NULL && dscope_matches(&v[i], name))
+			return &set->v;
+	}
+	return NULL;
+}
+
+/* Host, then Domain, of one container. */
+static const union sl_conf_val *
+cont_eval(const struct sl_conf_container *c, enum sl_opt opt, const struct sl_conf_where *w)
+{
+	const union sl_conf_val *v;
+
+	v = dscope_eval(c->hosts, c->host_exact_cnt, c->host_cnt, w->host, opt);
+	if (v == NULL)
+		v = dscope_eval(c->domains, c->domain_exact_cnt, c->domain_cnt, w->domain, opt);
+	return v;
+}
+
+const struct sl_conf_binding *
+sl_conf_binding_find(const struct sl_conf_snapshot *s, const char *name)
+{
+	for (size_t i = 0; i < s->binding_cnt; i++)
+		if (strcmp(s->bindings[i].name, name) == 0)
+			return &s->bindings[i];
+	return NULL;
+}
+
+const union sl_conf_val *
+sl_conf_eval(const struct sl_conf_snapshot *s, enum sl_opt opt, const struct sl_conf_where *w)
+{
+	static const struct sl_conf_where nowhere = { NULL, NULL, NULL };
+	const struct sl_conf_binding *bd;
+	const struct sl_conf_binding_group *g = NULL;
+	const struct sl_conf_setting *set;
+	const union sl_conf_val *v;
+
+	SL_CHECK_OBJ(s, SL_CONF_SNAPSHOT_MAGIC);
+	SL_ASSERT(opt < SL_OPT__COUNT);
+	if (w == NULL)
+		w = &nowhere;
+	bd = sl_conf_binding_find(s, w->binding ? w->binding : "default");
+	if (bd != NULL) {
+		g = bd->group;
+		if ((v = cont_eval(&bd->c, opt, w)) != NULL)
+			return v;
+	}
+	if (g != NULL && (v = cont_eval(&g->c, opt, w)) != NULL)
+		return v;
+	if (bd != NULL && (set = sl_conf_settings_find(&bd->set, opt)) != NULL)
+		return &set->v;
+	if (g != NULL && (set = sl_conf_settings_find(&g->set, opt)) != NULL)
+		return &set->v;
+	if ((v = cont_eval(&s->top, opt, w)) != NULL)
+		return v;
+	return s->global[opt];
+}
+
+bool
+sl_conf_bool(const struct sl_conf_snapshot *s, enum sl_opt opt)
+{
+	SL_ASSERT(sl_conf_options[opt].type == SL_T_BOOL);
+	return s->global[opt] != NULL && s->global[opt]->b;
+}
+
+int64_t
+sl_conf_int(const struct sl_conf_snapshot *s, enum sl_opt opt)
+{
+	enum sl_conf_type t = sl_conf_options[opt].type;
+
+	SL_ASSERT(t == SL_T_INT || t == SL_T_SIZE || t == SL_T_SECONDS || t == SL_T_MODE);
+	return s->global[opt] != NULL ? s->global[opt]->i : 0;
+}
+
+const char *
+sl_conf_str(const struct sl_conf_snapshot *s, enum sl_opt opt)
+{
+	enum sl_conf_type t = sl_conf_options[opt].type;
+
+	SL_ASSERT(t == SL_T_STRING || t == SL_T_PATH || t == SL_T_ENUM || t == SL_T_HOSTPORT);
+	return s->global[opt] != NULL ? s->global[opt]->s : NULL;
+}
+
+const struct sl_conf_block *
+sl_conf_block_next(const struct sl_conf_snapshot *s, const char *kind, size_t *pos)
+{
+	while (*pos < s->block_cnt) {
+		const struct sl_conf_block *b = &s->blocks[(*pos)++];
+
+		if (strcasecmp(b->kind, kind) == 0)
+			return b;
+	}
+	return NULL;
+}
+
+const union sl_conf_val *
+sl_conf_block_get(const struct sl_conf_snapshot *s, const struct sl_conf_block *b, enum sl_opt opt)
+{
+	const struct sl_conf_setting *set;
+
+	SL_ASSERT(opt < SL_OPT__COUNT);
+	if (b != NULL && (set = sl_conf_settings_find(&b->set, opt)) != NULL)
+		return &set->v;
+	return s->dflt[opt];
+}
