@@ -1,0 +1,43 @@
+#!/bin/sh
+# check-layout.sh - the include rules of the source tree (STYLE.md section 1):
+#  1. no stage includes another stage;
+#  2. engine/ includes nothing of SMTP, delivery or the spool (proto/, spool/,
+#     stages/), and no engine file but engine/main.c (the daemon's assembly
+#     point) includes conf/;
+#  3. proto/ does no I/O and knows no stage: it includes neither stages/ nor spool/;
+#  4. conf/ includes only conf/ and engine/.
+. "$(dirname "$0")/lib.sh"
+cd "$top_srcdir" || exit 1
+
+incs() { grep -HnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$@" 2>/dev/null; }
+
+# 1
+bad=""
+for f in $(ls stages/*.c stages/*.h stages/*/*.c stages/*/*.h 2>/dev/null); do
+	own=$(basename "$f" | sed -e 's/\.[ch]$//' -e 's/_int$//' -e 's/_.*$//')
+	case "$f" in stages/*/*) own=$(echo "$f" | cut -d/ -f2) ;; esac
+	for inc in $(incs "$f" | sed -n 's/.*"\(stages\/[^"]*\)".*/\1/p'); do
+		other=$(basename "$inc" | sed -e 's/\.h$//' -e 's/_int$//' -e 's/_.*$//')
+		case "$inc" in stages/*/*) other=$(echo "$inc" | cut -d/ -f2) ;; esac
+		[ "$other" != "$own" ] && bad="$bad $f->$inc"
+	done
+done
+is "$bad" "" "no stage includes another stage"
+
+# 2
+bad=$(incs engine/*.c engine/*.h | grep -E '"(proto|spool|stages)/' | cut -d: -f1,2 | tr '\n' ' ')
+is "$bad" "" "engine/ includes nothing of proto/, spool/ or stages/ (no SMTP)"
+bad=$(incs engine/*.c engine/*.h | grep -v '^engine/main.c:' | grep -E '"conf/' | cut -d: -f1,2 | tr '\n' ' ')
+is "$bad" "" "only engine/main.c includes conf/"
+bad=$(grep -HniE 'smtp|ehlo|rcpt|mail from' engine/*.h 2>/dev/null | grep -v '^engine/main' | cut -d: -f1,2 | tr '\n' ' ')
+is "$bad" "" "engine/ headers do not mention SMTP"
+
+# 3
+bad=$(incs proto/*.c proto/*.h | grep -E '"(stages|spool)/' | cut -d: -f1,2 | tr '\n' ' ')
+is "$bad" "" "proto/ includes no stage or spool code"
+
+# 4
+bad=$(incs conf/*.c conf/*.h | grep -vE '"(conf|engine)/|"config.h"' | cut -d: -f1,2 | tr '\n' ' ')
+is "$bad" "" "conf/ includes only conf/ and engine/"
+
+done_testing

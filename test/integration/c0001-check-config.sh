@@ -1,0 +1,78 @@
+#!/bin/sh
+# c0001-check-config: `sluiced -t` and `sluiced -T` on good and bad files:
+# every error with file:line:col and a reason, all errors of a file in one
+# run, case-insensitive names, and -T output that parses back to itself for
+# every reference example.
+. "$(dirname "$0")/../lib.sh"
+[ -x "$SLUICED" ] || { echo "Bail out! $SLUICED not built"; exit 1; }
+
+check() { # check FILE -> sets out, rc
+	out=$("$SLUICED" -t -c "$1" 2>&1)
+	rc=$?
+}
+
+cat >"$T/multi.conf" <<'EOF2'
+# three independent mistakes: all must be reported
+No_Such_Option = 1
+Domain "example.com" {
+  Pidfile = "/tmp/x.pid"
+}
+Max_Outbound_Connections = many
+EOF2
+check "$T/multi.conf"
+is "$rc" 1 "an invalid file exits 1"
+like "$out" "multi.conf:2:1: unknown option 'No_Such_Option'" "unknown option at 2:1"
+like "$out" "multi.conf:4:3: option '[Pp]idfile' is not valid in domain scope \(valid in: global\)" \
+	"wrong scope at 4:3 names the valid scopes"
+like "$out" "multi.conf:6:28: bad value for 'Max_Outbound_Connections': 'many' is not a (whole )?number" \
+	"bad value at 6:28"
+like "$out" "is not valid$" "the last line says the file is not valid"
+
+cat >"$T/syntax.conf" <<'EOF2'
+ESMTP_Listener = (
+  *:25 [ 10.0.0.0/8 = ( personality [ idle_time = 30 ] )
+)
+EOF2
+check "$T/syntax.conf"
+is "$rc" 1 "a syntax error exits 1"
+like "$out" "syntax.conf:3:1: " "the syntax error points at 3:1"
+
+cat >"$T/case-a.conf" <<'EOF2'
+ESMTP_LISTENER = ( 127.0.0.1:2525 [ 127.0.0.0/8 = ( PERSONALITY [ IDLE_TIME = 30 ] CONTINUE ) ] )
+MAX_OUTBOUND_CONNECTIONS = 7
+BINDING "b1" { DOMAIN "Example.COM" { MESSAGE_EXPIRATION = 60 } }
+EOF2
+cat >"$T/case-b.conf" <<'EOF2'
+esmtp_listener = ( 127.0.0.1:2525 [ 127.0.0.0/8 = ( personality [ idle_time = 30 ] continue ) ] )
+max_outbound_connections = 7
+binding "b1" { domain "example.com" { message_expiration = 60 } }
+EOF2
+"$SLUICED" -T -c "$T/case-a.conf" | sed 1d >"$T/a.dump"
+"$SLUICED" -T -c "$T/case-b.conf" | sed 1d >"$T/b.dump"
+cmp -s "$T/a.dump" "$T/b.dump"
+ok $? "option and block names are case-insensitive"
+like "$(cat "$T/a.dump")" 'Max_Outbound_Connections = 7' "-T prints canonical names with the set value"
+like "$(cat "$T/a.dump")" 'Domain "example.com"' "-T lower-cases exact domain names"
+
+# -T fills in defaults: an empty file still prints every global option
+: >"$T/empty.conf"
+n=$("$SLUICED" -T -c "$T/empty.conf" | grep -Ec '^[A-Za-z_]+ = ')
+ok $([ "$n" -gt 50 ] && echo 0 || echo 1) "-T on an empty file prints the defaults ($n options)"
+
+# -T is a fixed point for every reference example
+fails=""
+for f in "$top_srcdir"/test/fixtures/ref/*.conf; do
+	"$SLUICED" -T -c "$f" -D "$T" >"$T/one.conf" 2>"$T/one.err" || { fails="$fails $(basename "$f"):-T"; continue; }
+	"$SLUICED" -T -c "$T/one.conf" -D "$T" >"$T/two.conf" 2>"$T/two.err" || { fails="$fails $(basename "$f"):reparse"; sed 's/^/# /' "$T/two.err" | head -5; continue; }
+	sed 1d "$T/one.conf" >"$T/one.body"; sed 1d "$T/two.conf" >"$T/two.body"
+	cmp -s "$T/one.body" "$T/two.body" || fails="$fails $(basename "$f"):differs"
+done
+is "$fails" "" "sluiced -T output re-parses to the same output for every reference example"
+
+# include errors carry the location of the include statement
+printf 'include "missing.conf"\n' >"$T/inc.conf"
+check "$T/inc.conf"
+is "$rc" 1 "a missing include exits 1"
+like "$out" "inc.conf:1:[0-9]+: .*missing.conf" "and points at the include"
+
+done_testing
