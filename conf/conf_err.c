@@ -33,6 +33,15 @@ err_vadd(struct sl_conf_error **list, size_t *cnt, size_t *cap, const struct sl_
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
 	e->msg = msg ? msg : sl_strdup(fmt);
+	/*
+	 * Messages quote configuration text, which may hold newlines or
+	 * control bytes: keep every diagnostic on one printable line, and short.
+	 */
+	for (char *p = e->msg; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	if (strlen(e->msg) > SL_CONF_ERROR_MAX_LEN)
+		strcpy(e->msg + SL_CONF_ERROR_MAX_LEN - 3, "...");
 	if (loc != NULL && loc->file != NULL) {
 		e->file = sl_strdup(loc->file);
 		e->line = loc->line;

@@ -27,6 +27,9 @@ struct sl_conf_error {
 	char *msg; /* owned: one line, no trailing newline */
 };
 
+/* A message longer than this is cut (with "..."); control bytes become '?'. */
+#define SL_CONF_ERROR_MAX_LEN 480
+
 /* Parsing stops adding after this many diagnostics (the last one says so). */
 #define SL_CONF_MAX_ERRORS 50
 

@@ -783,7 +783,8 @@ sl_conf_snapshot_build(struct sl_conf_tree *tree, const char *base_dir, uint64_t
 	if (b.err_cnt > 0 || errs->cnt > 0) {
 		if (errs->cnt == 0)
 			sl_conf_error_add(errs, NULL, "configuration rejected");
-		sl_conf_snapshot_put(s);
+		/* Never published: no reader can hold it, free it now. */
+		snapshot_free(&s->obj);
 		return NULL;
 	}
 	return s;
