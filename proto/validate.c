@@ -1,0 +1,184 @@
+/*
+ * proto/validate.c - the validation module runner and sluice's built-in modules.
+ *
+ * Built-in modules:
+ *   relay  (rcptto)  a recipient is accepted when its domain is one we take
+ *                    mail for (Relay_Domains), or the client may relay: its
+ *                    address is in Relay_Hosts (global or the ACL's
+ *                    personality), or its ACL entry has
+ *                    relay_for_sending_domains (open, or listing the
+ *                    sender's domain).  Anything else is 550 5.7.1.
+ * Both are pure: they run inline on the protocol thread.
+ *
+ * Threads: any (pure functions over the caller's context).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/conf_acl.h"
+#include "engine/assert.h"
+#include "proto/validate.h"
+
+static const char *const validate_phase_names[SL_VPHASE__COUNT] = {
+	[SL_VPHASE_CONNECT] = "connect",
+	[SL_VPHASE_EHLO] = "awaiting ehlo",
+	[SL_VPHASE_MAILFROM] = "awaiting mailfrom",
+	[SL_VPHASE_RCPTTO] = "awaiting rcptto",
+	[SL_VPHASE_DATA] = "data",
+};
+
+const char *
+sl_validate_phase_name(enum sl_validate_phase phase)
+{
+	return phase < SL_VPHASE__COUNT ? validate_phase_names[phase] : "unknown";
+}
+
+bool
+sl_validate_domain_in(const char *domain, const char *const *list, size_t cnt)
+{
+	size_t dlen = strlen(domain);
+
+	for (size_t i = 0; i < cnt; i++) {
+		const char *pat = list[i];
+
+		if (pat[0] == '*') {
+			/* "*.example.com" needs the dot; "*example.com" is a bare suffix. */
+			size_t plen = strlen(pat + 1);
+
+			if (dlen >= plen && strcasecmp(domain + dlen - plen, pat + 1) == 0 &&
+			    (pat[1] != '.' || dlen > plen))
+				return true;
+		} else if (strcasecmp(domain, pat) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+bool
+sl_validate_peer_in(const struct sockaddr *peer, const char *const *list, size_t cnt)
+{
+	if (peer == NULL)
+		return false;
+	for (size_t i = 0; i < cnt; i++) {
+		struct sl_cidr c;
+		char why[128];
+
+		/* Relay_Hosts was checked at load time only as text: skip junk quietly. */
+		if (sl_cidr_parse(list[i], &c, why, sizeof(why)) == 0 && sl_cidr_match(&c, peer))
+			return true;
+	}
+	return false;
+}
+
+static const char *
+validate_domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+static void
+validate_set(struct sl_verdict *v, enum sl_verdict_kind kind, unsigned code, const char *enhanced,
+	     const char *text)
+{
+	v->kind = kind;
+	v->code = code;
+	snprintf(v->enhanced, sizeof(v->enhanced), "%s", enhanced);
+	snprintf(v->text, sizeof(v->text), "%s", text);
+}
+
+static void
+relay_rcptto(const struct sl_validate_ctx *ctx, struct sl_verdict *v)
+{
+	const union sl_conf_val *val;
+	const struct sl_validate_relay *r = ctx->relay;
+	const char *rdomain = validate_domain_of(ctx->rcpt);
+
+	/* Mail for a domain we accept (inbound) needs no relay rights. */
+	val = sl_conf_global(ctx->snap, SL_OPT_RELAY_DOMAINS);
+	if (val != NULL && sl_validate_domain_in(rdomain, val->list.v, val->list.cnt))
+		return;
+	/* Bare <postmaster> (RFC 5321 §4.5.1) is always ours. */
+	if (strchr(ctx->rcpt, '@') == NULL && strcasecmp(ctx->rcpt, "postmaster") == 0)
+		return;
+	val = sl_conf_global(ctx->snap, SL_OPT_RELAY_HOSTS);
+	if (val != NULL && sl_validate_peer_in(ctx->peer, val->list.v, val->list.cnt))
+		return;
+	if (r != NULL) {
+		if (r->acl_relay_hosts != NULL &&
+		    sl_validate_peer_in(ctx->peer, r->acl_relay_hosts->v, r->acl_relay_hosts->cnt))
+			return;
+		if (r->is_open)
+			return;
+		if (r->sender_domain_cnt > 0 && ctx->sender != NULL &&
+		    sl_validate_domain_in(validate_domain_of(ctx->sender), r->sender_domains,
+					  r->sender_domain_cnt))
+			return;
+	}
+	validate_set(v, SL_VERDICT_REJECT, 550, "5.7.1", "Relaying denied");
+}
+
+static const struct sl_validate_module validate_relay = {
+	.name = "relay",
+	.is_inline = true,
+	.phase = { [SL_VPHASE_RCPTTO] = relay_rcptto },
+};
+
+static const struct sl_validate_module *const validate_builtin[] = {
+	&validate_relay,
+};
+
+const struct sl_validate_module *const *
+sl_validate_modules(size_t *cnt)
+{
+	*cnt = SL_ARRAY_LEN(validate_builtin);
+	return validate_builtin;
+}
+
+bool
+sl_validate_needs_pool(enum sl_validate_phase phase)
+{
+	for (size_t i = 0; i < SL_ARRAY_LEN(validate_builtin); i++)
+		if (validate_builtin[i]->phase[phase] != NULL && !validate_builtin[i]->is_inline)
+			return true;
+	return false;
+}
+
+static bool
+validate_is_bypassed(const struct sl_validate_ctx *ctx, const char *name)
+{
+	char key[96];
+	const char *val;
+
+	if (ctx->context_get == NULL)
+		return false;
+	snprintf(key, sizeof(key), "__bypass_%s", name);
+	val = ctx->context_get(ctx->ctx_arg, key);
+	return val != NULL && (strcasecmp(val, "true") == 0 || strcmp(val, "1") == 0);
+}
+
+void
+sl_validate_run(enum sl_validate_phase phase, const struct sl_validate_ctx *ctx,
+		bool is_inline_only, struct sl_verdict *v)
+{
+	SL_ASSERT(phase < SL_VPHASE__COUNT);
+	memset(v, 0, sizeof(*v));
+	v->kind = SL_VERDICT_ACCEPT;
+	for (size_t i = 0; i < SL_ARRAY_LEN(validate_builtin); i++) {
+		const struct sl_validate_module *m = validate_builtin[i];
+
+		if (m->phase[phase] == NULL || (is_inline_only && !m->is_inline) ||
+		    validate_is_bypassed(ctx, m->name))
+			continue;
+		m->phase[phase](ctx, v);
+		if (v->kind != SL_VERDICT_ACCEPT) {
+			v->module = m->name;
+			return;
+		}
+	}
+}
