@@ -170,7 +170,8 @@ listener_address(struct listener_ctx *c, const struct sl_conf_item *it,
 			     t);
 		return -1;
 	}
-	if (t[0] == '/' || t[0] == '.') {
+	/* A path: absolute, ./relative, or any relative name with a '/' in it. */
+	if (t[0] == '/' || t[0] == '.' || (t[0] != '[' && strchr(t, '/') != NULL)) {
 		const char *tail = t + strcspn(t, ",~");
 		char *path = sl_strndup(t, (size_t)(tail - t));
 		struct sockaddr_un sun;
@@ -393,10 +394,8 @@ listener_relay(struct listener_ctx *c, const struct sl_conf_item *it, struct sl_
 		if (is_on)
 			v[n++] = sl_arena_strdup(c->a, p->key);
 	}
-	e->has_relay = true;
-	/* All entries false: relay for nobody, which is not "open". */
-	if (it->param_cnt > 0 && n == 0)
-		v[n++] = "";
+	/* Only "= false" entries: relay rights for nobody, which is not "open". */
+	e->has_relay = it->param_cnt == 0 || n > 0;
 	v[n] = NULL;
 	e->relay_domains = v;
 	return rc;

@@ -6,6 +6,7 @@
  *
  *   *:25  127.0.0.1:25  [::1]:25  *:587,200  *:587,200~20        TCP
  *   /path  /path,200  /path,200~20                                Unix socket
+ *   ./run/smtp  run/smtp                       relative to the state directory
  *   <status="disabled"> <proto=ipv4|ipv6|both>                    attributes
  *   [ 10.0.0.0/8 = ( personality [ ... ] context [ ... ] continue ) ]
  *

@@ -1,17 +1,22 @@
 /*
- * engine/main.c - sluiced: start-up, the configuration holder, reload and shutdown.
+ * engine/main.c - sluiced: start-up, stages, reload and shutdown.
  *
  * This is the daemon's assembly point and the one engine file that knows
- * the configuration language (conf/): it loads and checks the snapshot
- * (`-t`, `-T`), prepares the state directories, detaches, starts logging and
- * the signal thread, publishes the snapshot through the RCU holder, and then
- * waits: SIGHUP reloads (a bad configuration is reported and the running one
- * kept), SIGUSR1 reopens logs, SIGTERM/SIGINT stop.  The main thread writes
- * the ec_logger heartbeat line while it waits.
+ * the rest of the tree (conf/ and the stage table in stages/stages.h): it
+ * loads and checks the configuration (`-t`, `-T`), binds the listeners and
+ * prepares the state directories while errors still reach the terminal,
+ * detaches, starts logging, opens and recovers the spool, publishes the
+ * snapshot, starts the stages (spool, validate, protocol, accept) and the
+ * signal thread, and then waits: SIGHUP reloads (a bad configuration is
+ * reported and the running one kept), SIGUSR1 reopens logs, SIGTERM/SIGINT
+ * stop.  Stopping goes backwards so that no stage ever sends to one that
+ * has stopped: accept, then protocol stops taking commands, then validate
+ * and spool drain (their answers land in protocol's queues), then protocol.
+ * The main thread writes the ec_logger heartbeat while it waits.
  *
  * Threads: main (start-up, wait, shutdown) and the signal thread (reload,
- * reopen, stop request).  Parses command-line arguments.  Owns the holder's
- * snapshot reference; readers take their own.
+ * reopen, stop request).  Parses command-line arguments.  The published
+ * snapshot belongs to the conf holder (conf/conf_holder.h).
  */
 #include "config.h"
 
@@ -27,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf/conf_holder.h"
 #include "conf/conf_snapshot.h"
 #include "engine/alloc.h"
 #include "engine/assert.h"
@@ -35,6 +41,9 @@
 #include "engine/log.h"
 #include "engine/rcu.h"
 #include "engine/signal.h"
+#include "engine/stage.h"
+#include "stages/eclog.h"
+#include "stages/stages.h"
 
 struct main_opts {
 	const char *conf_path; /* -c; NULL: the built-in sluice.conf */
@@ -53,17 +62,12 @@ static struct {
 	bool is_stopping;
 	int stop_signal;
 	struct main_opts opts;
-	struct sl_holder holder; /* the current snapshot (RCU) */
-	uint64_t generation;     /* of the published snapshot */
-	int mainlog;             /* stream id, or -1 */
-	int rejectlog;
+	uint64_t generation; /* of the published snapshot */
 	int reload_ok_cnt;
 	int reload_fail_cnt;
 } main_state = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
-	.mainlog = -1,
-	.rejectlog = -1,
 };
 
 static void
@@ -231,32 +235,6 @@ main_prepare_dirs(const struct sl_conf_snapshot *s)
 	}
 }
 
-/* Open (or re-open after a reload changed them) the ec_logger streams. */
-static void
-main_open_streams(const struct sl_conf_snapshot *s)
-{
-	const char *mainlog = main_logger_path(s, SL_OPT_EC_LOGGER_MAINLOG);
-	const char *rejectlog = main_logger_path(s, SL_OPT_EC_LOGGER_REJECTLOG);
-	int id;
-
-	if (mainlog != NULL) {
-		id = sl_log_stream_open(mainlog,
-					main_logger_mode(s, SL_OPT_EC_LOGGER_MAINLOG_MODE));
-		if (id < 0)
-			sl_log_err("cannot open the mainlog %s: %s", mainlog, strerror(-id));
-		else
-			main_state.mainlog = id;
-	}
-	if (rejectlog != NULL) {
-		id = sl_log_stream_open(rejectlog,
-					main_logger_mode(s, SL_OPT_EC_LOGGER_REJECTLOG_MODE));
-		if (id < 0)
-			sl_log_err("cannot open the rejectlog %s: %s", rejectlog, strerror(-id));
-		else
-			main_state.rejectlog = id;
-	}
-}
-
 /* SIGHUP: load and check the file again; publish it or keep the old one. */
 static void
 main_reload(void *arg)
@@ -292,8 +270,8 @@ main_reload(void *arg)
 	}
 	sl_conf_errors_clear(&errs);
 	main_prepare_dirs(s);
-	main_open_streams(s);
-	sl_holder_publish(&main_state.holder, &s->obj);
+	sl_eclog_open(s);
+	sl_conf_publish(s);
 	pthread_mutex_lock(&main_state.lock);
 	main_state.generation = gen;
 	main_state.reload_ok_cnt++;
@@ -326,7 +304,7 @@ main_stop_request(int signo, void *arg)
 static int64_t
 main_heartbeat_secs(void)
 {
-	struct sl_conf_snapshot *s = (struct sl_conf_snapshot *)sl_holder_get(&main_state.holder);
+	struct sl_conf_snapshot *s = sl_conf_current();
 	const union sl_conf_val *v;
 	int64_t secs = 0;
 
@@ -352,11 +330,7 @@ main_wait(void)
 		struct timespec until;
 
 		if (beat > 0 && now >= next_beat) {
-			char line[32];
-			int n = snprintf(line, sizeof(line), "%lld@@M", (long long)now);
-
-			if (main_state.mainlog >= 0)
-				sl_log_stream_write(main_state.mainlog, line, (size_t)n);
+			sl_eclog_heartbeat();
 			next_beat = now + beat;
 		}
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -364,6 +338,52 @@ main_wait(void)
 		pthread_cond_timedwait(&main_state.cond, &main_state.lock, &until);
 	}
 	pthread_mutex_unlock(&main_state.lock);
+}
+
+static struct sl_stage *main_stages[4]; /* start order: spool validate protocol accept */
+
+static struct sl_stage *
+main_stage(const struct sl_stage_def *def, unsigned thread_cnt)
+{
+	struct sl_stage *st = sl_stage_create(def, thread_cnt, NULL);
+	int rc;
+
+	if (def == &sl_protocol_stage)
+		sl_protocol_init(st);
+	rc = sl_stage_start(st);
+	if (rc < 0)
+		sl_fatal("cannot start the %s stage: %s", def->name, strerror(-rc));
+	return st;
+}
+
+/* Consumers first, so nothing is ever sent to a stage that is not running. */
+static void
+main_start_stages(const struct sl_conf_snapshot *s)
+{
+	char why[256];
+
+	main_stages[0] = main_stage(&sl_spool_stage, sl_spool_thread_cnt(s));
+	main_stages[1] = main_stage(&sl_validate_stage, sl_validate_thread_cnt(s));
+	main_stages[2] = main_stage(&sl_protocol_stage, sl_protocol_thread_cnt(s));
+	main_stages[3] = main_stage(&sl_accept_stage, 0);
+	if (sl_accept_start(main_stages[3], why, sizeof(why)) != 0)
+		sl_fatal("%s", why);
+}
+
+static void
+main_stop_stages(void)
+{
+	sl_accept_interrupt();
+	sl_stage_stop(main_stages[3]);
+	/* Sessions stop taking commands; messages in flight still get answered. */
+	sl_protocol_shutdown(5000);
+	sl_stage_stop(main_stages[1]);
+	sl_stage_stop(main_stages[0]);
+	sl_stage_stop(main_stages[2]);
+	for (int i = 3; i >= 0; i--)
+		sl_stage_destroy(main_stages[i]);
+	sl_accept_close();
+	sl_spool_stage_close();
 }
 
 int
@@ -374,6 +394,7 @@ main(int argc, char **argv)
 	struct sl_conf_snapshot *s;
 	struct sl_signal_hooks hooks = { main_reload, main_stop_request, main_reopen, NULL };
 	const char *pidfile;
+	char why[512];
 	pid_t other;
 	int rc;
 
@@ -417,6 +438,11 @@ main(int argc, char **argv)
 		if (rc < 0)
 			sl_fatal("cannot create the pidfile %s: %s", pidfile, strerror(-rc));
 	}
+	/* Bind before detaching: a busy port is reported on the terminal. */
+	if (sl_accept_open(s, why, sizeof(why)) != 0) {
+		sl_pidfile_remove();
+		sl_fatal("%s", why);
+	}
 	if (!o->is_foreground) {
 		rc = sl_daemonize();
 		if (rc < 0)
@@ -428,15 +454,18 @@ main(int argc, char **argv)
 	if (rc < 0)
 		sl_fatal("cannot open the paniclog %s: %s",
 			 main_logger_path(s, SL_OPT_EC_LOGGER_PANICLOG), strerror(-rc));
-	main_open_streams(s);
+	sl_eclog_open(s);
 	main_state.generation = 1;
-	sl_holder_publish(&main_state.holder, &s->obj);
+	sl_conf_publish(s);
+	if (sl_spool_stage_open(s, why, sizeof(why)) != 0)
+		sl_fatal("%s", why);
+	main_start_stages(s);
 	rc = sl_signal_start(&hooks);
 	if (rc < 0)
 		sl_fatal("cannot start the signal thread: %s", strerror(-rc));
 
-	sl_log_notice("sluiced %s started (pid %d), configuration %s generation 1", PACKAGE_VERSION,
-		      (int)getpid(), s->source);
+	sl_log_notice("sluiced %s started (pid %d), configuration %s generation 1, %zu listeners",
+		      PACKAGE_VERSION, (int)getpid(), s->source, sl_accept_listener_cnt());
 	if (!o->is_foreground)
 		sl_daemon_ready();
 
@@ -444,7 +473,8 @@ main(int argc, char **argv)
 
 	sl_log_notice("sluiced stopping on signal %d", main_state.stop_signal);
 	sl_signal_stop();
-	sl_holder_publish(&main_state.holder, NULL);
+	main_stop_stages();
+	sl_conf_publish(NULL);
 	sl_rcu_barrier();
 	sl_log_notice("sluiced stopped");
 	sl_log_stop();

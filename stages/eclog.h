@@ -1,0 +1,45 @@
+/*
+ * stages/eclog.h - Momentum's ec_logger formats: mainlog and rejectlog lines.
+ *
+ * The mainlog gets one '@'-separated line per event (receptions now;
+ * deliveries and failures with delivery), in the field order of Momentum
+ * 4's mainlog.ec so existing tooling reads it:
+ *
+ *   time@msgid@batchid@connid@R@rcpt_local@rcpt_domain@sender_local@sender_domain@
+ *       peer_ip@size@protocol@binding_group@binding
+ *
+ * '@', '\' and line breaks inside a field are escaped as "\@", "\\", "\n".
+ * The batch id is the message id (sluice has no injection batches).  The
+ * rejectlog gets one line per refused command:
+ *
+ *   time: R="ip:port" L="ip:port" C="connid" P="phase" E=550 M=module text
+ *
+ * Lines are queued to the logger thread (engine/log.h), so writing never
+ * blocks.  Shared code, not a stage: every stage may include it.
+ *
+ * Threads: sl_eclog_open() on the config thread; the writers from any thread.
+ */
+#ifndef SL_STAGES_ECLOG_H
+#define SL_STAGES_ECLOG_H
+
+#include "conf/conf_snapshot.h"
+#include "spool/msg.h"
+
+/*
+ * Open (or switch to, after a reload) the mainlog and rejectlog of `s`'s
+ * ec_logger block and read its log_receptions/log_rejections switches.
+ * Returns 0 or -errno (an error is also logged).
+ */
+int sl_eclog_open(const struct sl_conf_snapshot *s);
+
+/* One R line per recipient of a message that was just made durable. */
+void sl_eclog_reception(const struct sl_msg *m, const char *conn_id);
+
+/* One rejectlog line. `module` may be NULL ("smtp"). */
+void sl_eclog_reject(const char *remote, const char *local, const char *conn_id, const char *phase,
+		     unsigned code, const char *module, const char *text);
+
+/* The heartbeat line "time@@M". */
+void sl_eclog_heartbeat(void);
+
+#endif /* SL_STAGES_ECLOG_H */

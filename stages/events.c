@@ -1,0 +1,27 @@
+/*
+ * stages/events.c - constructors and destructors of shared inter-stage events.
+ * Threads: whichever thread owns the event.
+ */
+#include "config.h"
+
+#include "engine/alloc.h"
+#include "stages/events.h"
+
+void
+sl_verdict_req_free(struct sl_verdict_req_ev *r)
+{
+	if (r == NULL)
+		return;
+	sl_free(r->peer_ip);
+	sl_free(r->helo);
+	sl_free(r->sender);
+	sl_free(r->rcpt);
+	for (size_t i = 0; i < r->context_cnt; i++) {
+		sl_free(r->context[i].key);
+		sl_free(r->context[i].val);
+	}
+	sl_free(r->context);
+	sl_conf_snapshot_put(r->snap);
+	r->ev.magic = 0;
+	sl_free(r);
+}

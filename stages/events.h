@@ -1,0 +1,102 @@
+/*
+ * stages/events.h - the typed messages stages send each other.
+ *
+ * Stages couple only through sl_send() of these events (and struct sl_msg,
+ * spool/msg.h, which is itself an event).  This file is the table of
+ * contents of who tells whom what; it is shared declarations, not a stage,
+ * so every stage may include it (test/check-layout.sh knows).
+ *
+ *   accept   -> protocol  SL_EV_SESSION_NEW   a connection and its policy
+ *   protocol -> validate  SL_EV_VERDICT_REQ   envelope checks that may block
+ *   validate -> protocol  SL_EV_VERDICT_REQ   ... answered (same event back)
+ *   protocol -> validate  SL_MSG_EV_VALIDATE  a complete message (struct sl_msg), when
+ *                                             a data-phase module may block
+ *   validate -> spool     SL_MSG_EV_SPOOL     ... checked, to be made durable
+ *   protocol -> spool     SL_MSG_EV_SPOOL     ... checked inline (no blocking module)
+ *   spool    -> protocol  SL_MSG_EV_SPOOLED   ... durable (or not): answer the client
+ *
+ * Ownership: an event belongs to exactly one thread at a time; sl_send()
+ * hands it over.  Pointers inside an event that point into a configuration
+ * snapshot are valid because the event (or the session it names) holds a
+ * reference to that snapshot.
+ *
+ * Threads: declarations only.
+ */
+#ifndef SL_STAGES_EVENTS_H
+#define SL_STAGES_EVENTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf/conf_listener.h"
+#include "conf/conf_snapshot.h"
+#include "engine/stage.h"
+#include "proto/validate.h"
+#include "spool/msg.h"
+
+#define SL_SESSION_ID_LEN 24
+
+enum sl_ev_type {
+	SL_EV_SESSION_NEW = 1,
+	SL_EV_VERDICT_REQ,
+};
+
+#define SL_LISTENER_RT_MAGIC 0x115e7e42u
+
+/*
+ * A listening socket at run time: its session count for listener_sessions,
+ * and the count of its service (ESMTP, ECStream, Control) for
+ * service_sessions.  Owned by the accept stage; it lives until shutdown, so
+ * sessions may keep a plain pointer to it.
+ */
+struct sl_listener_rt {
+	unsigned magic;
+	const char *name; /* "127.0.0.1:2525", "/run/ctl" */
+	enum sl_listener_kind kind;
+	uint32_t sessions;          /* open sessions (atomic) */
+	uint32_t *service_sessions; /* open sessions of the kind (atomic) */
+};
+
+/* accept -> protocol: a new connection.  The receiver owns fd and snap. */
+struct sl_session_new_ev {
+	struct sl_event ev; /* SL_EV_SESSION_NEW */
+	int fd;             /* accepted, non-blocking, close-on-exec */
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	struct sockaddr_storage local;
+	socklen_t local_len;
+	struct sl_conf_snapshot *snap;          /* a reference, now the session's */
+	const struct sl_conf_listen_addr *addr; /* inside snap */
+	struct sl_listener_rt *lrt;             /* counted: sessions already incremented */
+	struct sl_conf_acl_match acl;           /* entries inside snap */
+	char id[SL_SESSION_ID_LEN];             /* connection id for logs */
+};
+
+/*
+ * protocol <-> validate: a verdict from the modules that may block.  The
+ * strings are copies owned by the event.
+ */
+struct sl_verdict_req_ev {
+	struct sl_event ev;      /* SL_EV_VERDICT_REQ; reply_to = the session's thread */
+	void *session;           /* opaque to validate; only its thread uses it */
+	uint64_t session_serial; /* to tell a reused session apart */
+	enum sl_validate_phase phase;
+	struct sl_conf_snapshot *snap; /* a reference for the request's life */
+	struct sockaddr_storage peer;
+	bool has_peer;
+	char *peer_ip;
+	char *helo;
+	char *sender; /* NULL before MAIL */
+	char *rcpt;
+	size_t rcpt_cnt;
+	struct sl_validate_relay relay; /* points into snap */
+	struct sl_msg_kv *context;      /* copies */
+	size_t context_cnt;
+	struct sl_verdict verdict; /* filled by validate */
+};
+
+/* Free a verdict request and drop its snapshot reference. */
+void sl_verdict_req_free(struct sl_verdict_req_ev *r);
+
+#endif /* SL_STAGES_EVENTS_H */

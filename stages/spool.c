@@ -1,0 +1,220 @@
+/*
+ * stages/spool.c - the spool stage: group commit between the client and its 250.
+ *
+ * Each spool thread owns one spool writer (spool/spool.h).  It appends
+ * every message that reaches it in a batch (the stage runtime drains its
+ * queue in bounded batches), then at the batch boundary commits them all
+ * with one fdatasync, writes their mainlog reception lines and sends each
+ * back to the protocol thread that is holding its client: only now may the
+ * client see 250.  With _unsafe_spool the answer goes back right after the
+ * append, before the sync (and the daemon says so at start).
+ *
+ * Threads: sl_spool_stage_open/close on the main thread; the spool threads
+ * own their writer and their pending list.  Reads spool files only in
+ * recovery, through spool/ (which checks every length and CRC).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "engine/alloc.h"
+#include "engine/assert.h"
+#include "engine/counter.h"
+#include "engine/log.h"
+#include "spool/spool.h"
+#include "stages/eclog.h"
+#include "stages/events.h"
+#include "stages/stages.h"
+
+struct spool_thread {
+	struct sl_spool_writer *w;
+	struct sl_msg **pending; /* appended, waiting for the commit; owned */
+	size_t pending_cnt;
+	size_t pending_cap;
+};
+
+static struct sl_spool *spool_store;
+static bool spool_is_unsafe;
+static unsigned spool_ctr_msgs;
+static unsigned spool_ctr_commits;
+static unsigned spool_ctr_errors;
+
+static void
+spool_recovered(struct sl_msg *m, void *arg)
+{
+	uint64_t *cnt = arg;
+
+	/* Delivery (a later stage) will queue these; for now they stay on disk. */
+	(*cnt)++;
+	sl_msg_free(m);
+}
+
+static void
+spool_recover_log(const char *line, void *arg)
+{
+	sl_log_warn("spool recovery: %s", line);
+}
+
+unsigned
+sl_spool_thread_cnt(const struct sl_conf_snapshot *s)
+{
+	size_t pos = 0;
+	const struct sl_conf_block *b;
+
+	/* ThreadPool "Spool" { Concurrency = N } sets the writers; one keeps commits grouped. */
+	while ((b = sl_conf_block_next(s, "ThreadPool", &pos)) != NULL) {
+		if (b->name != NULL && strcasecmp(b->name, "Spool") == 0) {
+			const union sl_conf_val *v =
+				sl_conf_block_get(s, b, SL_OPT_THREADPOOL_CONCURRENCY);
+
+			return v != NULL && v->i > 0 ? (unsigned)v->i : 1;
+		}
+	}
+	return 1;
+}
+
+int
+sl_spool_stage_open(const struct sl_conf_snapshot *s, char *why, size_t why_len)
+{
+	struct sl_spool_opts opts = {
+		.dir = sl_conf_str(s, SL_OPT_SPOOLBASE),
+		.backend = "segment",
+		.use_fsync = sl_conf_bool(s, SL_OPT_FORCE_FSYNC),
+		.writer_cnt = sl_spool_thread_cnt(s),
+	};
+	struct sl_spool_recover_stats st;
+	uint64_t cnt = 0;
+	char reason[256] = "";
+	int rc;
+
+	rc = sl_spool_open(&opts, &spool_store, reason, sizeof(reason));
+	if (rc < 0) {
+		snprintf(why, why_len, "cannot open SpoolBase %s: %s", opts.dir, reason);
+		return -1;
+	}
+	spool_is_unsafe = sl_conf_bool(s, SL_OPT_UNSAFE_SPOOL);
+	if (spool_is_unsafe)
+		sl_log_warn("_unsafe_spool is on: clients get 250 before their message is on "
+			    "disk; a crash loses what was not yet synced");
+	if (!opts.use_fsync)
+		sl_log_warn("Force_Fsync is off: accepted mail is written but not synced; a "
+			    "power loss can lose it");
+	memset(&st, 0, sizeof(st));
+	rc = sl_spool_recover(spool_store, spool_recovered, &cnt, spool_recover_log, &st);
+	if (rc < 0) {
+		snprintf(why, why_len, "cannot recover SpoolBase %s: %s", opts.dir, strerror(-rc));
+		sl_spool_close(spool_store);
+		spool_store = NULL;
+		return -1;
+	}
+	sl_log_notice("spool %s: %" PRIu64 " segments, %" PRIu64 " messages to deliver, %" PRIu64
+		      " finished, %" PRIu64 " damaged records skipped, %" PRIu64 " torn bytes",
+		      opts.dir, st.segments, st.messages, st.finished, st.damaged, st.torn_bytes);
+	spool_ctr_msgs = sl_counter_register("spool.messages");
+	spool_ctr_commits = sl_counter_register("spool.commits");
+	spool_ctr_errors = sl_counter_register("spool.errors");
+	return 0;
+}
+
+void
+sl_spool_stage_close(void)
+{
+	sl_spool_close(spool_store);
+	spool_store = NULL;
+}
+
+/* The message is durable (result 0) or not (-errno): tell its protocol thread. */
+static void
+spool_answer(struct sl_msg *m, int result)
+{
+	m->spool_result = result;
+	if (result == 0) {
+		sl_eclog_reception(m, m->conn_id);
+		sl_counter_add(spool_ctr_msgs, 1);
+	} else {
+		sl_counter_add(spool_ctr_errors, 1);
+	}
+	m->ev.type = SL_MSG_EV_SPOOLED;
+	sl_send_thread(m->ev.reply_to, &m->ev);
+}
+
+static int
+spool_thread_init(struct sl_thread *t)
+{
+	struct spool_thread *st = SL_NEW(st);
+
+	st->w = sl_spool_writer_get(spool_store, sl_thread_index(t));
+	SL_ASSERT(st->w != NULL);
+	sl_thread_set_data(t, st);
+	return 0;
+}
+
+static void
+spool_handle(struct sl_thread *t, struct sl_event *ev)
+{
+	struct spool_thread *st = sl_thread_data(t);
+	struct sl_msg *m = (struct sl_msg *)ev;
+	int rc;
+
+	SL_ASSERT(ev->type == SL_MSG_EV_SPOOL);
+	SL_CHECK_OBJ(m, SL_MSG_MAGIC);
+	rc = sl_spool_append(st->w, m);
+	if (rc < 0) {
+		sl_log_err("spool: cannot append a message from %s: %s", m->peer_ip, strerror(-rc));
+		spool_answer(m, rc);
+		return;
+	}
+	if (spool_is_unsafe) {
+		spool_answer(m, 0);
+		return;
+	}
+	if (st->pending_cnt == st->pending_cap) {
+		st->pending_cap = st->pending_cap ? st->pending_cap * 2 : 64;
+		st->pending = sl_reallocarray(st->pending, st->pending_cap, sizeof(*st->pending));
+	}
+	st->pending[st->pending_cnt++] = m;
+}
+
+/* The batch boundary: one commit (one fdatasync) for every message appended since the last. */
+static void
+spool_batch_end(struct sl_thread *t)
+{
+	struct spool_thread *st = sl_thread_data(t);
+	int rc;
+
+	if (st->pending_cnt == 0 && !spool_is_unsafe)
+		return;
+	rc = sl_spool_commit(st->w);
+	sl_counter_add(spool_ctr_commits, 1);
+	if (rc < 0)
+		sl_log_err("spool: commit of %zu messages failed: %s", st->pending_cnt,
+			   strerror(-rc));
+	for (size_t i = 0; i < st->pending_cnt; i++)
+		spool_answer(st->pending[i], rc);
+	st->pending_cnt = 0;
+}
+
+static void
+spool_thread_fini(struct sl_thread *t)
+{
+	struct spool_thread *st = sl_thread_data(t);
+
+	spool_batch_end(t);
+	sl_free(st->pending);
+	sl_free(st);
+}
+
+const struct sl_stage_def sl_spool_stage = {
+	.name = "spool",
+	.kind = SL_STAGE_POOL,
+	.batch_max = 256,
+	.peers = (const char *const[]){ "protocol", NULL },
+	.thread_init = spool_thread_init,
+	.handle = spool_handle,
+	.batch_end = spool_batch_end,
+	.thread_fini = spool_thread_fini,
+};

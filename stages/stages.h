@@ -1,0 +1,61 @@
+/*
+ * stages/stages.h - what the daemon's assembly (engine/main.c) needs of the stages.
+ *
+ * Each stage is a struct sl_stage_def plus a few set-up calls made on the
+ * main thread before the stages start (opening listening sockets, opening
+ * and recovering the spool) and after they stop.  Shared declarations,
+ * not a stage: stages do not include it.
+ *
+ * Threads: every function here runs on the main thread.
+ */
+#ifndef SL_STAGES_STAGES_H
+#define SL_STAGES_STAGES_H
+
+#include <stddef.h>
+
+#include "conf/conf_snapshot.h"
+#include "engine/stage.h"
+
+extern const struct sl_stage_def sl_accept_stage;
+extern const struct sl_stage_def sl_protocol_stage;
+extern const struct sl_stage_def sl_validate_stage;
+extern const struct sl_stage_def sl_spool_stage;
+
+/*
+ * Open every enabled listening socket of `s` (bind + listen).  Returns 0,
+ * or -1 with an operator-ready reason (address, file:line, strerror) in
+ * `why`.  Nothing is left open on error.
+ */
+int sl_accept_open(const struct sl_conf_snapshot *s, char *why, size_t why_len);
+/* Start the accept threads on the opened sockets (the accept stage is running). */
+int sl_accept_start(struct sl_stage *st, char *why, size_t why_len);
+/* Wake the accept threads so they notice a stop (before stopping the stage). */
+void sl_accept_interrupt(void);
+/* Close the listening sockets (after the accept stage stopped). */
+void sl_accept_close(void);
+/* Open listening sockets (for logs and tests). */
+size_t sl_accept_listener_cnt(void);
+
+/*
+ * Open the spool of `s` and recover what it holds.  0, or -1 with a
+ * reason in `why`.  Logs what recovery found.
+ */
+int sl_spool_stage_open(const struct sl_conf_snapshot *s, char *why, size_t why_len);
+/* Close the spool (after the spool stage stopped). */
+void sl_spool_stage_close(void);
+
+/* Remember the protocol stage and register its counters (before it starts). */
+void sl_protocol_init(struct sl_stage *st);
+/*
+ * Tell every protocol thread to stop taking commands: idle sessions get
+ * 421 4.3.2 and close, sessions with a message in flight answer it first.
+ * Returns when every thread has done so, or after timeout_ms.
+ */
+void sl_protocol_shutdown(unsigned timeout_ms);
+
+/* Stage thread counts chosen from the configuration (see sluiced(8)). */
+unsigned sl_protocol_thread_cnt(const struct sl_conf_snapshot *s);
+unsigned sl_validate_thread_cnt(const struct sl_conf_snapshot *s);
+unsigned sl_spool_thread_cnt(const struct sl_conf_snapshot *s);
+
+#endif /* SL_STAGES_STAGES_H */
