@@ -4,6 +4,8 @@
 # reopening and a clean SIGTERM stop, all against the real daemon.
 . "$(dirname "$0")/../lib.sh"
 [ -x "$SLUICED" ] || { echo "Bail out! $SLUICED not built"; exit 1; }
+# The built-in configuration listens on 127.0.0.1:2525: use a private loopback.
+sl_netns "$@"
 
 # --- command line and manual
 out=$("$SLUICED" -h); rc=$?
