@@ -123,6 +123,7 @@ static const char *const scope_names[] = {
 	"bounce_classifier",
 	"Security",
 	"RFC2822",
+	"rdns",
 };
 
 _Static_assert(SL_S__ALL == (1u << (sizeof(scope_names) / sizeof(scope_names[0]))) - 1,

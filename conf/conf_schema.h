@@ -60,10 +60,11 @@ enum sl_conf_scope {
 	/* Momentum 2.x keeps these options in their own blocks; so does sluice. */
 	SL_S_SECURITY = 1u << 11, /* Security { user group chroot Capabilities } */
 	SL_S_RFC2822 = 1u << 12,  /* RFC2822 { Date_Header Lone_LF_in_Body ... } */
+	SL_S_RDNS = 1u << 13,     /* rdns { } validation module block */
 };
 
 /* Every scope bit above (for iteration and checks). */
-#define SL_S__ALL ((1u << 13) - 1)
+#define SL_S__ALL ((1u << 14) - 1)
 
 /* The usual outbound set: global, binding_group, binding, domain. */
 #define SL_S_OUTBOUND (SL_S_GLOBAL | SL_S_BINDING_GROUP | SL_S_BINDING | SL_S_DOMAIN)

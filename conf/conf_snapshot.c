@@ -242,6 +242,7 @@ static const struct block_def block_defs[] = {
 	{ "RFC2822", SL_S_RFC2822, 0, false, true, true },
 	{ "ec_logger", SL_S_EC_LOGGER, -1, true, false, true },
 	{ "bounce_classifier", SL_S_BOUNCE_CLASSIFIER, -1, true, true, false },
+	{ "rdns", SL_S_RDNS, -1, true, true, false },
 };
 
 /* Momentum's module-loading keywords: `Logger logging/ec_logger ec_logger { }`. */
@@ -484,7 +485,7 @@ build_named(struct build *b, const struct sl_conf_stanza *st)
 		if (def == NULL || !def->is_module) {
 			build_err(b, &st->args[0].loc,
 				  "unknown module '%s' (sluice provides: ec_logger, "
-				  "bounce_classifier)",
+				  "bounce_classifier, rdns)",
 				  slash ? slash + 1 : path);
 			return;
 		}

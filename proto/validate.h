@@ -1,9 +1,10 @@
 /*
  * proto/validate.h - validation modules: policy callbacks per SMTP phase.
- *
- * A validation module is a table of phase callbacks (connect, ehlo,
+ * * A validation module is a table of phase callbacks (connect, ehlo,
  * mailfrom, rcptto, data) that look at the session's facts and answer
- * accept, tempfail or reject with a reply.  Modules run in their declared
+ * accept, tempfail or reject with a reply.  Built-in modules are always
+ * loaded; the others are loaded by naming them in the configuration
+ * (`Validate validate/rdns rdns { ... }` or `rdns { ... }`).  Modules run in their declared
  * order; the first that does not accept decides.  A module that never
  * blocks (pure policy, like the built-in relay check) is marked inline and
  * runs on the protocol thread; one that may block (disk, network) runs on
@@ -67,27 +68,37 @@ struct sl_validate_ctx {
 	const char *rcpt;            /* the RCPT being checked (rcptto phase) */
 	size_t rcpt_cnt;             /* recipients accepted so far */
 	const struct sl_validate_relay *relay;
-	/* Session context variables (listener ACL context, module results). */
-	const char *(*context_get)(void *ctx_arg, const char *key);
+	/* Session context variables (listener ACL context, module results). */ const char *(
+		*context_get)(void *ctx_arg, const char *key);
+	/* Set one for the rest of the session (may be NULL: results are dropped). */
+	void (*context_set)(void *ctx_arg, const char *key, const char *val);
 	void *ctx_arg;
 };
 
 struct sl_validate_module {
-	const char *name; /* "relay"; __bypass_<name> skips it */
-	bool is_inline;   /* never blocks: may run on the protocol thread */
+	const char *name;  /* "relay"; __bypass_<name> skips it */
+	const char *block; /* the configuration block that loads it; NULL: always loaded */
+	bool is_inline;    /* never blocks: may run on the protocol thread */
 	/* One callback per phase; NULL: no opinion in that phase. */
 	void (*phase[SL_VPHASE__COUNT])(const struct sl_validate_ctx *ctx, struct sl_verdict *v);
 };
 
-/* The modules in force, in order (built-ins first). */
+/* Every module sluice has, in the order they run (loaded or not). */
 const struct sl_validate_module *const *sl_validate_modules(size_t *cnt);
 
-/* True when some module with an opinion on `phase` must run off the protocol thread. */
-bool sl_validate_needs_pool(enum sl_validate_phase phase);
+/* True when `m` is loaded in snapshot `s` (always-on, or its block is configured). */
+bool sl_validate_is_loaded(const struct sl_validate_module *m, const struct sl_conf_snapshot *s);
 
 /*
- * Run the modules of `phase` (only the inline ones when `is_inline_only`),
- * skipping bypassed ones; *v is ACCEPT or the first objection.
+ * True when some module loaded in `s` with an opinion on `phase` may block,
+ * so the phase must run on the validation stage.
+ */
+bool sl_validate_needs_pool(const struct sl_conf_snapshot *s, enum sl_validate_phase phase);
+
+/*
+ * Run the modules of `phase` loaded in ctx->snap (only the inline ones when
+ * `is_inline_only`), skipping bypassed ones; *v is ACCEPT or the first
+ * objection.
  */
 void sl_validate_run(enum sl_validate_phase phase, const struct sl_validate_ctx *ctx,
 		     bool is_inline_only, struct sl_verdict *v);

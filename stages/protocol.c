@@ -147,6 +147,12 @@ proto_context_set(struct proto_session *ss, const char *key, const char *val)
 	ss->ctx_cnt++;
 }
 
+static void
+proto_context_put(void *arg, const char *key, const char *val)
+{
+	proto_context_set(arg, key, val);
+}
+
 static const char *
 proto_context_get(void *arg, const char *key)
 {
@@ -344,6 +350,9 @@ proto_apply(struct proto_session *ss, enum sl_validate_phase phase, const struct
 			sl_msg_free(ss->msg);
 			ss->msg = NULL;
 		}
+		/* Refused at connect: the refusal replaces the banner. */
+		if (phase == SL_VPHASE_CONNECT)
+			sl_buf_reset(&ss->out);
 		proto_reject(ss, phase, v);
 		return;
 	}
@@ -366,6 +375,7 @@ proto_vctx(struct proto_session *ss, const char *rcpt, struct sl_validate_ctx *c
 	ctx->rcpt_cnt = ss->msg ? ss->msg->rcpt_cnt : 0;
 	ctx->relay = &ss->relay;
 	ctx->context_get = proto_context_get;
+	ctx->context_set = proto_context_put;
 	ctx->ctx_arg = ss;
 }
 
@@ -379,7 +389,7 @@ proto_check(struct proto_session *ss, enum sl_validate_phase phase, const char *
 	struct sl_validate_ctx ctx;
 	struct sl_verdict v;
 
-	if (sl_validate_needs_pool(phase)) {
+	if (sl_validate_needs_pool(ss->snap, phase)) {
 		struct sl_verdict_req_ev *r = SL_NEW(r);
 
 		sl_event_init(&r->ev, SL_EV_VERDICT_REQ);
@@ -435,21 +445,23 @@ proto_headers(struct proto_session *ss, const struct sl_smtp_ev *ev)
 {
 	struct sl_msg *m = ss->msg;
 	char date[64];
-	const char *with;
+	const char *with, *rdns;
 
 	proto_date(date, sizeof(date), m->received);
 	if (proto_rfc2822(ss->snap, SL_OPT_TRACE_HEADERS) == NULL ||
-	    proto_rfc2822(ss->snap, SL_OPT_TRACE_HEADERS)->b) {
-		with = m->is_smtputf8                      ? "UTF8SMTP"
-		       : sl_smtp_server_is_esmtp(ss->smtp) ? "ESMTP"
-							   : "SMTP";
-		if (m->is_smtputf8 && sl_smtp_server_is_esmtp(ss->smtp))
-			with = "UTF8ESMTP";
+	    proto_rfc2822(ss->snap, SL_OPT_TRACE_HEADERS)
+		    ->b) { /* RFC 3848 and RFC 6531 protocol names. */
+		if (sl_smtp_server_is_esmtp(ss->smtp))
+			with = m->is_smtputf8 ? "UTF8ESMTP" : "ESMTP";
+		else
+			with = m->is_smtputf8 ? "UTF8SMTP" : "SMTP";
+		rdns = proto_context_get(ss, "rdns");
 		sl_buf_printf(&m->head,
-			      "Received: from %s (%s%s%s)\r\n\tby %s (%s) with %s id %s.%u",
-			      ss->helo && ss->helo[0] ? ss->helo : "unknown",
-			      ss->has_peer ? "[" : "", ss->peer_ip, ss->has_peer ? "]" : "",
-			      ss->received_hostname, PROTO_SOFTWARE, with, ss->id, ss->msg_seq);
+			      "Received: from %s (%s%s%s%s%s)\r\n\tby %s (%s) with %s id %s.%u",
+			      ss->helo && ss->helo[0] ? ss->helo : "unknown", rdns ? rdns : "",
+			      rdns && ss->has_peer ? " " : "", ss->has_peer ? "[" : "", ss->peer_ip,
+			      ss->has_peer ? "]" : "", ss->received_hostname, PROTO_SOFTWARE, with,
+			      ss->id, ss->msg_seq);
 		if (m->rcpt_cnt == 1)
 			sl_buf_printf(&m->head, "\r\n\tfor <%s>", m->rcpts[0].addr);
 		sl_buf_printf(&m->head, ";\r\n\t%s\r\n", date);
@@ -495,7 +507,7 @@ proto_message(struct proto_session *ss, const struct sl_smtp_ev *ev)
 		ss->msg = NULL;
 		return;
 	}
-	if (!sl_validate_needs_pool(SL_VPHASE_DATA)) {
+	if (!sl_validate_needs_pool(ss->snap, SL_VPHASE_DATA)) {
 		/* Every data-phase module is inline: check here, skip a hop. */
 		struct sl_validate_ctx ctx;
 		struct sl_verdict v;
@@ -516,7 +528,7 @@ proto_message(struct proto_session *ss, const struct sl_smtp_ev *ev)
 	ss->is_waiting = true;
 	ss->refs++;
 	sl_counter_add(proto_ctr_inflight, 1);
-	if (sl_validate_needs_pool(SL_VPHASE_DATA)) {
+	if (sl_validate_needs_pool(ss->snap, SL_VPHASE_DATA)) {
 		sl_send(ss->pt->validate, &m->ev);
 	} else {
 		m->ev.type = SL_MSG_EV_SPOOL;
@@ -863,13 +875,14 @@ proto_session_start(struct proto_thread *pt, struct sl_session_new_ev *ev)
 		proto_drive(ss);
 		return;
 	}
+	if (sl_validate_needs_pool(ss->snap, SL_VPHASE_CONNECT)) {
+		/* The banner waits in `out` until the connect verdict is back. */
+		proto_check(ss, SL_VPHASE_CONNECT, NULL);
+		return;
+	}
 	proto_vctx(ss, NULL, &ctx);
 	sl_validate_run(SL_VPHASE_CONNECT, &ctx, true, &v);
-	if (v.kind != SL_VERDICT_ACCEPT) {
-		/* Refused at connect: the banner is replaced by the refusal. */
-		sl_buf_reset(&ss->out);
-		proto_reject(ss, SL_VPHASE_CONNECT, &v);
-	}
+	proto_apply(ss, SL_VPHASE_CONNECT, &v, NULL);
 	proto_drive(ss);
 }
 
@@ -901,10 +914,13 @@ static void
 proto_verdict_back(struct proto_thread *pt, struct sl_verdict_req_ev *r)
 {
 	struct proto_session *ss = proto_origin(pt, r->session, r->session_serial);
-
 	ss->is_waiting = false;
-	if (!ss->is_closed)
+	if (!ss->is_closed) {
+		/* Modules may have set context variables (rdns): they hold for the session. */
+		for (size_t i = 0; i < r->context_cnt; i++)
+			proto_context_set(ss, r->context[i].key, r->context[i].val);
 		proto_apply(ss, r->phase, &r->verdict, ss->pending_rcpt);
+	}
 	sl_verdict_req_free(r);
 	proto_release(ss);
 }

@@ -43,6 +43,23 @@ validate_context_get(void *arg, const char *key)
 	return NULL;
 }
 
+static void
+validate_context_set(void *arg, const char *key, const char *val)
+{
+	struct sl_verdict_req_ev *r = arg;
+
+	for (size_t i = 0; i < r->context_cnt; i++) {
+		if (strcmp(r->context[i].key, key) == 0) {
+			sl_msg_set_str(&r->context[i].val, val);
+			return;
+		}
+	}
+	r->context = sl_reallocarray(r->context, r->context_cnt + 1, sizeof(*r->context));
+	r->context[r->context_cnt].key = sl_strdup(key);
+	r->context[r->context_cnt].val = sl_strdup(val);
+	r->context_cnt++;
+}
+
 static const char *
 validate_msg_context_get(void *arg, const char *key)
 {
@@ -67,6 +84,7 @@ validate_request(struct sl_verdict_req_ev *r)
 		.rcpt_cnt = r->rcpt_cnt,
 		.relay = &r->relay,
 		.context_get = validate_context_get,
+		.context_set = validate_context_set,
 		.ctx_arg = r,
 	};
 

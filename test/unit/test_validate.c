@@ -140,9 +140,45 @@ test_relay(void **state)
 		sl_validate_run(SL_VPHASE_MAILFROM, &ctx, true, &v);
 		assert_int_equal(v.kind, SL_VERDICT_ACCEPT);
 	}
-	assert_false(sl_validate_needs_pool(SL_VPHASE_RCPTTO));
+	assert_false(sl_validate_needs_pool(s, SL_VPHASE_RCPTTO));
+	assert_false(sl_validate_needs_pool(s, SL_VPHASE_CONNECT)); /* rdns not loaded */
 	assert_string_equal(sl_validate_phase_name(SL_VPHASE_MAILFROM), "awaiting mailfrom");
 	sl_conf_snapshot_put(s);
+}
+
+/* Modules loaded by name: rdns only with its block, and then the connect phase needs the pool. */
+static void
+test_loading(void **state)
+{
+	struct sl_conf_snapshot *plain = build("");
+	struct sl_conf_snapshot *with = build("Validate validate/rdns rdns { Require_PTR = true }\n");
+	const struct sl_validate_module *const *mods;
+	size_t cnt, n_loaded_plain = 0, n_loaded_with = 0;
+
+	mods = sl_validate_modules(&cnt);
+	assert_true(cnt >= 2);
+	for (size_t i = 0; i < cnt; i++) {
+		n_loaded_plain += sl_validate_is_loaded(mods[i], plain);
+		n_loaded_with += sl_validate_is_loaded(mods[i], with);
+	}
+	assert_int_equal(n_loaded_plain, cnt - 1);
+	assert_int_equal(n_loaded_with, cnt);
+	assert_false(sl_validate_needs_pool(plain, SL_VPHASE_CONNECT));
+	assert_true(sl_validate_needs_pool(with, SL_VPHASE_CONNECT));
+	assert_false(sl_validate_needs_pool(with, SL_VPHASE_RCPTTO));
+	/* A Unix-socket client (no address) is not looked up, even with Require_PTR. */
+	{
+		struct sl_validate_ctx ctx = { .snap = with, .peer = NULL, .peer_ip = "unix" };
+		struct sl_verdict v;
+
+		sl_validate_run(SL_VPHASE_CONNECT, &ctx, false, &v);
+		assert_int_equal(v.kind, SL_VERDICT_ACCEPT);
+		/* Inline-only runs skip the blocking module altogether. */
+		sl_validate_run(SL_VPHASE_CONNECT, &ctx, true, &v);
+		assert_int_equal(v.kind, SL_VERDICT_ACCEPT);
+	}
+	sl_conf_snapshot_put(plain);
+	sl_conf_snapshot_put(with);
 }
 
 static int
@@ -157,8 +193,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_domain_globs),
-		cmocka_unit_test(test_peer_in),
-		cmocka_unit_test(test_relay),
+		cmocka_unit_test(test_peer_in),		cmocka_unit_test(test_relay),
+		cmocka_unit_test(test_loading),
 	};
 
 	return cmocka_run_group_tests_name("validate", tests, NULL, teardown);
