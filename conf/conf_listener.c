@@ -74,21 +74,8 @@ struct listener_ctx {
 	enum sl_listener_kind kind;
 	const char *base_dir;
 	struct sl_conf_errors *errs;
-	int err_cnt;
+	size_t errs_before; /* errs->cnt when this listener started: more means refused */
 };
-
-static void __attribute__((format(printf, 3, 4)))
-listener_err(struct listener_ctx *c, const struct sl_conf_loc *loc, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	sl_conf_error_add(c->errs, loc, "%s", msg);
-	c->err_cnt++;
-}
 
 /* ",backlog" and "~threads" after the address part; `p` points at ',' or '~' or NUL. */
 static int
@@ -105,8 +92,8 @@ listener_tail(struct listener_ctx *c, const struct sl_conf_item *it, const char 
 		n = strtoul(p + 1, &end, 10);
 		if (!isdigit((unsigned char)p[1]) || errno != 0 || n < 1 ||
 		    n > SL_LISTEN_BACKLOG_MAX) {
-			listener_err(c, &it->loc, "listen backlog in '%s' must be 1..%u", it->text,
-				     SL_LISTEN_BACKLOG_MAX);
+			sl_conf_error_add(c->errs, &it->loc, "listen backlog in '%s' must be 1..%u",
+					  it->text, SL_LISTEN_BACKLOG_MAX);
 			return -1;
 		}
 		out->backlog = (unsigned)n;
@@ -117,16 +104,17 @@ listener_tail(struct listener_ctx *c, const struct sl_conf_item *it, const char 
 		n = strtoul(p + 1, &end, 10);
 		if (!isdigit((unsigned char)p[1]) || errno != 0 || n < 1 ||
 		    n > SL_LISTEN_THREADS_MAX) {
-			listener_err(c, &it->loc, "accept concurrency in '%s' must be 1..%u",
-				     it->text, SL_LISTEN_THREADS_MAX);
+			sl_conf_error_add(c->errs, &it->loc,
+					  "accept concurrency in '%s' must be 1..%u", it->text,
+					  SL_LISTEN_THREADS_MAX);
 			return -1;
 		}
 		out->accept_threads = (unsigned)n;
 		p = end;
 	}
 	if (*p != '\0') {
-		listener_err(
-			c, &it->loc,
+		sl_conf_error_add(
+			c->errs, &it->loc,
 			"'%s' is not a listener address (expected host:port[,backlog[~threads]] "
 			"or /path[,backlog[~threads]])",
 			it->text);
@@ -145,8 +133,8 @@ listener_port(struct listener_ctx *c, const struct sl_conf_item *it, const char 
 	errno = 0;
 	n = strtoul(p, &end, 10);
 	if (!isdigit((unsigned char)*p) || errno != 0 || n < 1 || n > 65535) {
-		listener_err(c, &it->loc, "port in listener address '%s' must be 1..65535",
-			     it->text);
+		sl_conf_error_add(c->errs, &it->loc,
+				  "port in listener address '%s' must be 1..65535", it->text);
 		return -1;
 	}
 	*port = (uint16_t)n;
@@ -164,10 +152,11 @@ listener_address(struct listener_ctx *c, const struct sl_conf_item *it,
 	out->loc = it->loc;
 	out->kind = c->kind;
 	if (t[0] == '\\') {
-		listener_err(c, &it->loc,
-			     "'%s' is a Windows named pipe; sluice runs on Unix: use a Unix socket "
-			     "path such as /var/run/sluice/control",
-			     t);
+		sl_conf_error_add(
+			c->errs, &it->loc,
+			"'%s' is a Windows named pipe; sluice runs on Unix: use a Unix socket "
+			"path such as /var/run/sluice/control",
+			t);
 		return -1;
 	}
 	/* A path: absolute, ./relative, or any relative name with a '/' in it. */
@@ -181,8 +170,9 @@ listener_address(struct listener_ctx *c, const struct sl_conf_item *it,
 		out->path = sl_conf__abspath(c->a, c->base_dir, path);
 		sl_free(path);
 		if (strlen(out->path) >= sizeof(sun.sun_path)) {
-			listener_err(c, &it->loc, "Unix socket path '%s' is longer than %zu bytes",
-				     out->path, sizeof(sun.sun_path) - 1);
+			sl_conf_error_add(c->errs, &it->loc,
+					  "Unix socket path '%s' is longer than %zu bytes",
+					  out->path, sizeof(sun.sun_path) - 1);
 			rc = -1;
 		}
 		if (rc == 0)
@@ -196,13 +186,15 @@ listener_address(struct listener_ctx *c, const struct sl_conf_item *it,
 		struct in6_addr a6;
 
 		if (close == NULL || close[1] != ':' || n == 0 || n >= sizeof(host)) {
-			listener_err(c, &it->loc, "'%s' is not an [IPv6]:port address", t);
+			sl_conf_error_add(c->errs, &it->loc, "'%s' is not an [IPv6]:port address",
+					  t);
 			return -1;
 		}
 		memcpy(host, t + 1, n);
 		host[n] = '\0';
 		if (inet_pton(AF_INET6, host, &a6) != 1) {
-			listener_err(c, &it->loc, "'%s' in '%s' is not an IPv6 address", host, t);
+			sl_conf_error_add(c->errs, &it->loc, "'%s' in '%s' is not an IPv6 address",
+					  host, t);
 			return -1;
 		}
 		out->family = SL_LISTEN_INET6;
@@ -216,10 +208,11 @@ listener_address(struct listener_ctx *c, const struct sl_conf_item *it,
 		struct in_addr a4;
 
 		if (colon == NULL || n == 0 || n >= sizeof(host)) {
-			listener_err(c, &it->loc,
-				     "'%s' is not a listener address (expected *:port, ip:port, "
-				     "[ipv6]:port or /path)",
-				     t);
+			sl_conf_error_add(
+				c->errs, &it->loc,
+				"'%s' is not a listener address (expected *:port, ip:port, "
+				"[ipv6]:port or /path)",
+				t);
 			return -1;
 		}
 		memcpy(host, t, n);
@@ -230,10 +223,10 @@ listener_address(struct listener_ctx *c, const struct sl_conf_item *it,
 			out->family = SL_LISTEN_INET4;
 			out->host = sl_arena_strdup(c->a, host);
 		} else {
-			listener_err(c, &it->loc,
-				     "'%s' in '%s' is not * or an IPv4 address (IPv6 goes in "
-				     "brackets: [::1]:25)",
-				     host, t);
+			sl_conf_error_add(c->errs, &it->loc,
+					  "'%s' in '%s' is not * or an IPv4 address (IPv6 goes in "
+					  "brackets: [::1]:25)",
+					  host, t);
 			return -1;
 		}
 		if (listener_port(c, it, colon + 1, &rest, &out->port) != 0)
@@ -263,8 +256,8 @@ listener_attrs(struct listener_ctx *c, const struct sl_conf_item *it,
 		const char *val = p->value.text;
 
 		if (p->value.kind == SL_CONF_LIST) {
-			listener_err(c, &p->value.loc, "listener attribute '%s' takes one value",
-				     p->key);
+			sl_conf_error_add(c->errs, &p->value.loc,
+					  "listener attribute '%s' takes one value", p->key);
 			rc = -1;
 		} else if (strcasecmp(p->key, "status") == 0) {
 			if (strcasecmp(val, "disabled") == 0)
@@ -272,9 +265,10 @@ listener_attrs(struct listener_ctx *c, const struct sl_conf_item *it,
 			else if (strcasecmp(val, "enabled") == 0)
 				out->is_disabled = false;
 			else {
-				listener_err(c, &p->value.loc,
-					     "status must be \"enabled\" or \"disabled\", not '%s'",
-					     val);
+				sl_conf_error_add(
+					c->errs, &p->value.loc,
+					"status must be \"enabled\" or \"disabled\", not '%s'",
+					val);
 				rc = -1;
 			}
 		} else if (strcasecmp(p->key, "proto") == 0) {
@@ -285,8 +279,9 @@ listener_attrs(struct listener_ctx *c, const struct sl_conf_item *it,
 			else if (strcasecmp(val, "both") == 0)
 				out->proto = SL_LISTEN_PROTO_BOTH;
 			else {
-				listener_err(c, &p->value.loc,
-					     "proto must be ipv4, ipv6 or both, not '%s'", val);
+				sl_conf_error_add(c->errs, &p->value.loc,
+						  "proto must be ipv4, ipv6 or both, not '%s'",
+						  val);
 				rc = -1;
 			}
 		} else {
@@ -302,8 +297,9 @@ listener_attrs(struct listener_ctx *c, const struct sl_conf_item *it,
 
 		if (out->family == SL_LISTEN_UNIX || (out->family == SL_LISTEN_INET4 && is_v6) ||
 		    (out->family == SL_LISTEN_INET6 && !is_v6)) {
-			listener_err(c, &it->loc, "proto=%s contradicts the address '%s'",
-				     is_v6 ? "ipv6" : "ipv4", it->text);
+			sl_conf_error_add(c->errs, &it->loc,
+					  "proto=%s contradicts the address '%s'",
+					  is_v6 ? "ipv6" : "ipv4", it->text);
 			rc = -1;
 		}
 	}
@@ -342,12 +338,12 @@ listener_prop(struct listener_ctx *c, const struct sl_conf_item *it,
 	int rc = 0;
 
 	if (!(def->kinds & (1u << c->kind))) {
-		listener_err(c, &it->loc, "%s does not support the %s property",
-			     listener_names[c->kind], def->name);
+		sl_conf_error_add(c->errs, &it->loc, "%s does not support the %s property",
+				  listener_names[c->kind], def->name);
 		return -1;
 	}
 	if (def->params == NULL && it->has_params) {
-		listener_err(c, &it->loc, "%s takes no [ ... ] parameters", def->name);
+		sl_conf_error_add(c->errs, &it->loc, "%s takes no [ ... ] parameters", def->name);
 		return -1;
 	}
 	for (size_t i = 0; i < it->param_cnt; i++) {
@@ -357,11 +353,12 @@ listener_prop(struct listener_ctx *c, const struct sl_conf_item *it,
 		for (const char *const *k = def->params; *k != NULL; k++)
 			is_known |= strcasecmp(*k, p->key) == 0;
 		if (!is_known) {
-			listener_err(c, &p->loc, "unknown %s parameter '%s'", def->name, p->key);
+			sl_conf_error_add(c->errs, &p->loc, "unknown %s parameter '%s'", def->name,
+					  p->key);
 			rc = -1;
 		} else if (p->value.kind == SL_CONF_LIST) {
-			listener_err(c, &p->value.loc, "%s parameter '%s' takes one value",
-				     def->name, p->key);
+			sl_conf_error_add(c->errs, &p->value.loc,
+					  "%s parameter '%s' takes one value", def->name, p->key);
 			rc = -1;
 		}
 	}
@@ -384,9 +381,10 @@ listener_relay(struct listener_ctx *c, const struct sl_conf_item *it, struct sl_
 
 		if (p->value.kind == SL_CONF_LIST || (strcasecmp(p->value.text, "true") != 0 &&
 						      strcasecmp(p->value.text, "false") != 0)) {
-			listener_err(c, &p->value.loc,
-				     "relay_for_sending_domains entries read 'domain = true' or "
-				     "'domain = false'");
+			sl_conf_error_add(
+				c->errs, &p->value.loc,
+				"relay_for_sending_domains entries read 'domain = true' or "
+				"'domain = false'");
 			rc = -1;
 			continue;
 		}
@@ -423,12 +421,12 @@ listener_acl_entry(struct listener_ctx *c, const struct sl_conf_pair *pair,
 			snprintf(why, sizeof(why),
 				 "%s lists are Windows named-pipe ACLs; use CIDR entries",
 				 pair->key);
-		listener_err(c, &pair->loc, "bad ACL entry '%s': %s", pair->key, why);
+		sl_conf_error_add(c->errs, &pair->loc, "bad ACL entry '%s': %s", pair->key, why);
 		return -1;
 	}
 	if (pair->value.kind != SL_CONF_LIST) {
-		listener_err(c, &pair->value.loc, "ACL entry %s needs a list: %s = ( ... )",
-			     pair->key, pair->key);
+		sl_conf_error_add(c->errs, &pair->value.loc,
+				  "ACL entry %s needs a list: %s = ( ... )", pair->key, pair->key);
 		return -1;
 	}
 	props = sl_arena_alloc(c->a, pair->value.item_cnt * sizeof(*props));
@@ -437,11 +435,13 @@ listener_acl_entry(struct listener_ctx *c, const struct sl_conf_pair *pair,
 		const struct listener_prop_def *def;
 
 		if (it->is_string || it->has_attrs) {
-			listener_err(c, &it->loc, "'%s' is not an ACL property", it->text);
+			sl_conf_error_add(c->errs, &it->loc, "'%s' is not an ACL property",
+					  it->text);
 			rc = -1;
 		} else if (strcasecmp(it->text, "continue") == 0) {
 			if (it->has_params) {
-				listener_err(c, &it->loc, "continue takes no parameters");
+				sl_conf_error_add(c->errs, &it->loc,
+						  "continue takes no parameters");
 				rc = -1;
 			}
 			e->has_continue = true;
@@ -449,43 +449,43 @@ listener_acl_entry(struct listener_ctx *c, const struct sl_conf_pair *pair,
 			struct sl_conf_settings *set = sl_arena_alloc(c->a, sizeof(*set));
 
 			if (has_personality) {
-				listener_err(c, &it->loc,
-					     "personality given twice in one ACL entry");
+				sl_conf_error_add(c->errs, &it->loc,
+						  "personality given twice in one ACL entry");
 				rc = -1;
 			}
 			has_personality = true;
 			if (sl_conf__settings_from_pairs(c->a, SL_S_PERSONALITY, it->params,
 							 it->param_cnt, c->base_dir, set,
 							 c->errs) != 0) {
-				c->err_cnt++;
 				rc = -1;
 			}
 			if (c->kind == SL_LISTENER_CONTROL && it->param_cnt > 0) {
-				listener_err(c, &it->loc,
-					     "Control_Listener does not support personality");
+				sl_conf_error_add(c->errs, &it->loc,
+						  "Control_Listener does not support personality");
 				rc = -1;
 			}
 			e->personality = set;
 		} else if (strcasecmp(it->text, "context") == 0) {
 			if (has_context) {
-				listener_err(c, &it->loc, "context given twice in one ACL entry");
+				sl_conf_error_add(c->errs, &it->loc,
+						  "context given twice in one ACL entry");
 				rc = -1;
 			}
 			has_context = true;
 			for (size_t k = 0; k < it->param_cnt; k++) {
 				if (it->params[k].value.kind == SL_CONF_LIST) {
-					listener_err(c, &it->params[k].value.loc,
-						     "context variable '%s' takes one value",
-						     it->params[k].key);
+					sl_conf_error_add(c->errs, &it->params[k].value.loc,
+							  "context variable '%s' takes one value",
+							  it->params[k].key);
 					rc = -1;
 				}
 			}
 			e->context = listener_kvlist(c, it->params, it->param_cnt);
 		} else if (strcasecmp(it->text, "relay_for_sending_domains") == 0) {
 			if (c->kind == SL_LISTENER_CONTROL) {
-				listener_err(c, &it->loc,
-					     "Control_Listener does not support "
-					     "relay_for_sending_domains");
+				sl_conf_error_add(c->errs, &it->loc,
+						  "Control_Listener does not support "
+						  "relay_for_sending_domains");
 				rc = -1;
 			} else if (listener_relay(c, it, e) != 0) {
 				rc = -1;
@@ -494,8 +494,8 @@ listener_acl_entry(struct listener_ctx *c, const struct sl_conf_pair *pair,
 			if (listener_prop(c, it, def, &props[prop_cnt++]) != 0)
 				rc = -1;
 		} else {
-			listener_err(
-				c, &it->loc,
+			sl_conf_error_add(
+				c->errs, &it->loc,
 				"unknown ACL property '%s' (known: continue, personality, "
 				"context, relay_for_sending_domains, TLS, CRAM-MD5, DIGEST-MD5, "
 				"LOGIN, PLAIN, XCLIENT, XREMOTEIP, XDUMPCONTEXT, "
@@ -514,14 +514,14 @@ sl_conf__listener_build(struct sl_arena *a, enum sl_listener_kind kind,
 			const struct sl_conf_value *v, const char *base_dir,
 			struct sl_conf_errors *errs)
 {
-	struct listener_ctx c = { a, kind, base_dir, errs, 0 };
+	struct listener_ctx c = { a, kind, base_dir, errs, errs->cnt };
 	struct sl_conf_listener *l = sl_arena_alloc(a, sizeof(*l));
 	struct sl_conf_listen_addr *addrs;
 
 	l->kind = kind;
 	if (v->kind == SL_CONF_PAIRS) {
-		listener_err(&c, &v->loc, "%s takes a list of addresses: %s = ( ... )",
-			     listener_names[kind], listener_names[kind]);
+		sl_conf_error_add(c.errs, &v->loc, "%s takes a list of addresses: %s = ( ... )",
+				  listener_names[kind], listener_names[kind]);
 		return NULL;
 	}
 	if (v->kind != SL_CONF_LIST) {
@@ -535,7 +535,7 @@ sl_conf__listener_build(struct sl_arena *a, enum sl_listener_kind kind,
 		if (listener_address(&c, it, &addrs[0]) == 0)
 			l->addr_cnt = 1;
 		l->addrs = addrs;
-		return c.err_cnt ? NULL : l;
+		return errs->cnt > c.errs_before ? NULL : l;
 	}
 	addrs = sl_arena_alloc(a, v->item_cnt * sizeof(*addrs));
 	for (size_t i = 0; i < v->item_cnt; i++) {
@@ -565,7 +565,7 @@ sl_conf__listener_build(struct sl_arena *a, enum sl_listener_kind kind,
 		l->addr_cnt++;
 	}
 	l->addrs = addrs;
-	return c.err_cnt ? NULL : l;
+	return errs->cnt > c.errs_before ? NULL : l;
 }
 
 void

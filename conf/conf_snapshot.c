@@ -58,7 +58,7 @@ struct build {
 	struct sl_arena *a;
 	const char *base_dir;
 	struct sl_conf_errors *errs;
-	int err_cnt;
+	size_t errs_before;        /* errs->cnt when building began: more means refused */
 	struct build_vec bindings; /* struct sl_conf_binding */
 	struct build_vec groups;   /* struct sl_conf_binding_group */
 	struct build_vec blocks;   /* struct sl_conf_block */
@@ -66,19 +66,6 @@ struct build {
 	/* Group index of each binding (SIZE_MAX: none), parallel to bindings. */
 	struct build_vec binding_group_idx;
 };
-
-static void __attribute__((format(printf, 3, 4)))
-build_err(struct build *b, const struct sl_conf_loc *loc, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	sl_conf_error_add(b->errs, loc, "%s", msg);
-	b->err_cnt++;
-}
 
 static int
 setting_cmp(const void *x, const void *y)
@@ -160,15 +147,16 @@ build_setting(struct build *b, unsigned scope, const char *name, const struct sl
 	char why[256];
 
 	if (o == NULL) {
-		build_err(b, loc, "unknown option '%s'", name);
+		sl_conf_error_add(b->errs, loc, "unknown option '%s'", name);
 		return;
 	}
 	if (!(o->scopes & scope)) {
 		char valid[160];
 
 		sl_conf_scopes_format(o->scopes, valid, sizeof(valid));
-		build_err(b, loc, "option '%s' is not valid in %s scope (valid in: %s)", o->name,
-			  scope_label(scope), valid);
+		sl_conf_error_add(b->errs, loc,
+				  "option '%s' is not valid in %s scope (valid in: %s)", o->name,
+				  scope_label(scope), valid);
 		return;
 	}
 	for (size_t i = 0; i < vec->cnt && o->type != SL_T_PARAMS; i++) {
@@ -176,8 +164,8 @@ build_setting(struct build *b, unsigned scope, const char *name, const struct sl
 
 		/* PARAMS stanzas repeat by design: one Trap_Destination [ ] per sink. */
 		if (prev->id == o->id) {
-			build_err(b, loc, "option '%s' is already set at %s:%u", o->name,
-				  prev->loc.file, prev->loc.line);
+			sl_conf_error_add(b->errs, loc, "option '%s' is already set at %s:%u",
+					  o->name, prev->loc.file, prev->loc.line);
 			return;
 		}
 	}
@@ -187,14 +175,12 @@ build_setting(struct build *b, unsigned scope, const char *name, const struct sl
 	if (o->type == SL_T_LISTENER) {
 		set->v.listener = sl_conf__listener_build(b->a, listener_kind(o->id), value,
 							  b->base_dir, b->errs);
-		if (set->v.listener == NULL) {
-			b->err_cnt++;
+		if (set->v.listener == NULL)
 			vec->cnt--;
-		}
 		return;
 	}
 	if (sl_conf__value_parse(b->a, o, value, b->base_dir, &set->v, why, sizeof(why)) != 0) {
-		build_err(b, &value->loc, "bad value for '%s': %s", o->name, why);
+		sl_conf_error_add(b->errs, &value->loc, "bad value for '%s': %s", o->name, why);
 		vec->cnt--;
 	}
 }
@@ -204,13 +190,13 @@ sl_conf__settings_from_pairs(struct sl_arena *a, unsigned scope, const struct sl
 			     size_t pair_cnt, const char *base_dir, struct sl_conf_settings *out,
 			     struct sl_conf_errors *errs)
 {
-	struct build b = { .a = a, .base_dir = base_dir, .errs = errs };
+	struct build b = { .a = a, .base_dir = base_dir, .errs = errs, .errs_before = errs->cnt };
 	struct build_vec vec = { 0 };
 
 	for (size_t i = 0; i < pair_cnt; i++)
 		build_setting(&b, scope, pairs[i].key, &pairs[i].loc, &pairs[i].value, &vec);
 	*out = settings_freeze(&b, &vec);
-	return b.err_cnt ? -1 : 0;
+	return errs->cnt > b.errs_before ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------ blocks */
@@ -292,8 +278,9 @@ build_dscope(struct build *b, const struct sl_conf_stanza *st, enum block_kind k
 		const struct sl_conf_dscope *prev = (const struct sl_conf_dscope *)vec->v + i;
 
 		if (strcasecmp(prev->name, name) == 0) {
-			build_err(b, &st->loc, "%s \"%s\" is already defined at line %u",
-				  kind == BK_DOMAIN ? "Domain" : "Host", name, prev->loc.line);
+			sl_conf_error_add(
+				b->errs, &st->loc, "%s \"%s\" is already defined at line %u",
+				kind == BK_DOMAIN ? "Domain" : "Host", name, prev->loc.line);
 			return;
 		}
 	}
@@ -311,9 +298,9 @@ build_dscope(struct build *b, const struct sl_conf_stanza *st, enum block_kind k
 			PCRE2_UCHAR msg[160];
 
 			pcre2_get_error_message(code, msg, sizeof(msg));
-			build_err(b, &st->args[0].loc,
-				  "bad regular expression %s: %s at offset %zu", name,
-				  (const char *)msg, (size_t)off);
+			sl_conf_error_add(b->errs, &st->args[0].loc,
+					  "bad regular expression %s: %s at offset %zu", name,
+					  (const char *)msg, (size_t)off);
 		} else {
 			*(pcre2_code **)vec_push(&b->regexes, sizeof(pcre2_code *)) = re;
 			d->re = re;
@@ -393,9 +380,9 @@ build_binding(struct build *b, const struct sl_conf_stanza *st, size_t group_idx
 	size_t idx;
 
 	if (!binding_name_ok(name)) {
-		build_err(b, &st->args[0].loc,
-			  "%s name \"%s\" must be non-empty, without spaces or colons",
-			  is_group ? "Binding_Group" : "Binding", name);
+		sl_conf_error_add(b->errs, &st->args[0].loc,
+				  "%s name \"%s\" must be non-empty, without spaces or colons",
+				  is_group ? "Binding_Group" : "Binding", name);
 		return;
 	}
 	for (size_t i = 0; i < vec->cnt; i++) {
@@ -406,9 +393,10 @@ build_binding(struct build *b, const struct sl_conf_stanza *st, size_t group_idx
 				 : &((struct sl_conf_binding *)vec->v)[i].loc;
 
 		if (strcmp(prev, name) == 0) {
-			build_err(b, &st->loc, "%s \"%s\" is already defined at %s:%u",
-				  is_group ? "Binding_Group" : "Binding", name, ploc->file,
-				  ploc->line);
+			sl_conf_error_add(b->errs, &st->loc,
+					  "%s \"%s\" is already defined at %s:%u",
+					  is_group ? "Binding_Group" : "Binding", name, ploc->file,
+					  ploc->line);
 			return;
 		}
 	}
@@ -474,19 +462,20 @@ build_named(struct build *b, const struct sl_conf_stanza *st)
 		const char *path, *slash;
 
 		if (st->arg_cnt < 1) {
-			build_err(b, &st->loc,
-				  "%s needs a module name: %s logging/ec_logger ec_logger { }",
-				  st->name, st->name);
+			sl_conf_error_add(
+				b->errs, &st->loc,
+				"%s needs a module name: %s logging/ec_logger ec_logger { }",
+				st->name, st->name);
 			return;
 		}
 		path = st->args[0].text;
 		slash = strrchr(path, '/');
 		def = block_def_find(slash ? slash + 1 : path);
 		if (def == NULL || !def->is_module) {
-			build_err(b, &st->args[0].loc,
-				  "unknown module '%s' (sluice provides: ec_logger, "
-				  "bounce_classifier, rdns)",
-				  slash ? slash + 1 : path);
+			sl_conf_error_add(b->errs, &st->args[0].loc,
+					  "unknown module '%s' (sluice provides: ec_logger, "
+					  "bounce_classifier, rdns)",
+					  slash ? slash + 1 : path);
 			return;
 		}
 		argi = 1;
@@ -503,25 +492,27 @@ build_named(struct build *b, const struct sl_conf_stanza *st)
 		argi++;
 	}
 	if (argi < st->arg_cnt) {
-		build_err(b, &st->args[argi].loc, "unexpected '%s' after %s", st->args[argi].text,
-			  def->kind);
+		sl_conf_error_add(b->errs, &st->args[argi].loc, "unexpected '%s' after %s",
+				  st->args[argi].text, def->kind);
 		return;
 	}
 	if (def->arg_cnt == 1 && instance == NULL) {
-		build_err(b, &st->loc, "%s needs a name: %s \"name\" { ... }", def->kind,
-			  def->kind);
+		sl_conf_error_add(b->errs, &st->loc, "%s needs a name: %s \"name\" { ... }",
+				  def->kind, def->kind);
 		return;
 	}
 	if (!def->is_module && st->attr_cnt > 0) {
-		build_err(b, &st->attrs[0].loc, "%s takes no <attributes>", def->kind);
+		sl_conf_error_add(b->errs, &st->attrs[0].loc, "%s takes no <attributes>",
+				  def->kind);
 		return;
 	}
 	for (size_t i = 0; i < st->attr_cnt; i++) {
 		if (strcasecmp(st->attrs[i].key, "name") != 0 &&
 		    strcasecmp(st->attrs[i].key, "debug_level") != 0)
-			build_err(b, &st->attrs[i].loc,
-				  "unknown module attribute '%s' (known: name, debug_level)",
-				  st->attrs[i].key);
+			sl_conf_error_add(
+				b->errs, &st->attrs[i].loc,
+				"unknown module attribute '%s' (known: name, debug_level)",
+				st->attrs[i].key);
 	}
 	if (instance == NULL && def->is_module)
 		instance = def->kind;
@@ -531,9 +522,11 @@ build_named(struct build *b, const struct sl_conf_stanza *st)
 		if (strcasecmp(prev->kind, def->kind) != 0)
 			continue;
 		if (def->is_single || strcmp(prev->name, instance) == 0) {
-			build_err(b, &st->loc, "%s%s%s%s is already defined at %s:%u", def->kind,
-				  def->is_single ? "" : " \"", def->is_single ? "" : instance,
-				  def->is_single ? "" : "\"", prev->loc.file, prev->loc.line);
+			sl_conf_error_add(b->errs, &st->loc, "%s%s%s%s is already defined at %s:%u",
+					  def->kind, def->is_single ? "" : " \"",
+					  def->is_single ? "" : instance,
+					  def->is_single ? "" : "\"", prev->loc.file,
+					  prev->loc.line);
 			return;
 		}
 	}
@@ -574,45 +567,51 @@ build_block(struct build *b, const struct sl_conf_stanza *st, struct scope_out *
 	switch (kind) {
 	case BK_NONE:
 		if (sl_conf_option_find(st->name, out->scope) != NULL)
-			build_err(b, &st->loc, "'%s' is an option, not a block: write %s = value",
-				  st->name, st->name);
+			sl_conf_error_add(b->errs, &st->loc,
+					  "'%s' is an option, not a block: write %s = value",
+					  st->name, st->name);
 		else if (st->arg_cnt == 0)
-			build_err(b, &st->loc, "unknown block or module '%s'", st->name);
+			sl_conf_error_add(b->errs, &st->loc, "unknown block or module '%s'",
+					  st->name);
 		else
-			build_err(b, &st->loc, "unknown block '%s'", st->name);
+			sl_conf_error_add(b->errs, &st->loc, "unknown block '%s'", st->name);
 		return;
 	case BK_DOMAIN:
 	case BK_HOST:
 		if (out->cont == NULL) {
-			build_err(b, &st->loc,
-				  "%s is not valid inside %s scope (only global, "
-				  "Binding_Group and Binding)",
-				  kind == BK_DOMAIN ? "Domain" : "Host", scope_label(out->scope));
+			sl_conf_error_add(b->errs, &st->loc,
+					  "%s is not valid inside %s scope (only global, "
+					  "Binding_Group and Binding)",
+					  kind == BK_DOMAIN ? "Domain" : "Host",
+					  scope_label(out->scope));
 			return;
 		}
 		break;
 	case BK_BINDING:
 		if (!is_global && out->scope != SL_S_BINDING_GROUP) {
-			build_err(b, &st->loc,
-				  "Binding is valid only at top level or inside a Binding_Group");
+			sl_conf_error_add(
+				b->errs, &st->loc,
+				"Binding is valid only at top level or inside a Binding_Group");
 			return;
 		}
 		break;
 	case BK_BINDING_GROUP:
 	case BK_NAMED:
 		if (!is_global) {
-			build_err(b, &st->loc, "%s is valid only at top level", st->name);
+			sl_conf_error_add(b->errs, &st->loc, "%s is valid only at top level",
+					  st->name);
 			return;
 		}
 		break;
 	}
 	if (kind != BK_NAMED && st->arg_cnt != 1) {
-		build_err(b, &st->loc, "%s needs exactly one name: %s \"name\" { ... }", st->name,
-			  st->name);
+		sl_conf_error_add(b->errs, &st->loc,
+				  "%s needs exactly one name: %s \"name\" { ... }", st->name,
+				  st->name);
 		return;
 	}
 	if (kind != BK_NAMED && st->attr_cnt > 0) {
-		build_err(b, &st->attrs[0].loc, "%s takes no <attributes>", st->name);
+		sl_conf_error_add(b->errs, &st->attrs[0].loc, "%s takes no <attributes>", st->name);
 		return;
 	}
 	switch (kind) {
@@ -719,7 +718,9 @@ sl_conf_snapshot_build(struct sl_conf_tree *tree, const char *base_dir, uint64_t
 		       struct sl_conf_errors *errs)
 {
 	struct sl_conf_snapshot *s = SL_NEW(s);
-	struct build b = { .s = s, .a = &s->arena, .base_dir = base_dir, .errs = errs };
+	struct build b = {
+		.s = s, .a = &s->arena, .base_dir = base_dir, .errs = errs, .errs_before = errs->cnt
+	};
 	struct build_cont top = { 0 };
 	struct scope_out global = { .scope = SL_S_GLOBAL, .cont = &top, .group_idx = SIZE_MAX };
 	struct sl_conf_settings gset;
@@ -781,9 +782,7 @@ sl_conf_snapshot_build(struct sl_conf_tree *tree, const char *base_dir, uint64_t
 	s->regex_cnt = b.regexes.cnt;
 	memset(&b.regexes, 0, sizeof(b.regexes));
 	build_free_partial(&b);
-	if (b.err_cnt > 0 || errs->cnt > 0) {
-		if (errs->cnt == 0)
-			sl_conf_error_add(errs, NULL, "configuration rejected");
+	if (errs->cnt > b.errs_before) {
 		/* Never published: no reader can hold it, free it now. */
 		snapshot_free(&s->obj);
 		return NULL;
