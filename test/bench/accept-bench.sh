@@ -115,17 +115,8 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 
 if [ "$record" = yes ]; then
-	{
-		echo
-		echo "## $(date -u '+%Y-%m-%d %H:%M') UTC: SMTP acceptance rate (sluice fsync on/off, Postfix)"
-		echo
-		echo "- kernel: $(uname -r)"
-		echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1) ($(nproc) online)"
-		echo "- commit: $(git -C "$top_srcdir" rev-parse --short HEAD 2>/dev/null || echo none)"
-		echo "- run: \`test/bench/accept-bench.sh ${args[*]}\` (smtp-source -s $S -m $N -l $L, one session per message, inside unshare -n)"
-		echo
-		echo '```'
-		cat "$results"
-		echo '```'
-	} >>"$top_srcdir/BENCHMARKS.md"
+	top=$top_srcdir
+	. "$top_srcdir/test/bench/lib.sh"
+	bench_record "SMTP acceptance rate (sluice fsync on/off, Postfix)" "$results" \
+		"run: \`test/bench/accept-bench.sh ${args[*]}\` (smtp-source -s $S -m $N -l $L, one session per message, inside unshare -n)"
 fi

@@ -19,16 +19,8 @@ esac
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
-# config.h comes from the build tree when configured, else a minimal one.
-builddir=${top_builddir:-$top}
-if [ -f "$builddir/config.h" ]; then
-	cfgdir=$builddir
-	cfgshow=$builddir
-else
-	cfgdir=$tmp
-	cfgshow='<dir of a config.h: #define _GNU_SOURCE 1>'
-	printf '#define _GNU_SOURCE 1\n' >"$tmp/config.h"
-fi
+. "$top/test/bench/lib.sh"
+bench_config_h "$tmp"
 
 cd "$top"
 src="engine/alloc.c engine/arena.c engine/log.c engine/rcu.c engine/counter.c engine/stage.c"
@@ -46,33 +38,4 @@ echo "run:   $run"
 
 [ "$record" = yes ] || exit 0
 
-out="$top/BENCHMARKS.md"
-if [ ! -f "$out" ]; then
-	cat >"$out" <<'EOF'
-# sluice benchmarks
-
-Measurements, not tests: each section below was appended by
-`test/bench/run.sh --record` (or another harness under `test/bench/`) and
-records when and where it ran (date, kernel, CPU, commit) and the exact
-commands, so a figure can be reproduced and compared with a later run on
-the same machine.  Figures from different machines are not comparable;
-sections are never edited after the fact.
-EOF
-fi
-commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-{
-	echo
-	echo "## $(date -u '+%Y-%m-%d %H:%M UTC'): queue hop"
-	echo
-	echo "- kernel: $(uname -r)"
-	echo "- CPU: $cpu ($(nproc) online)"
-	echo "- commit: $commit"
-	echo "- build: \`$build\`"
-	echo "- run: \`$run\`"
-	echo
-	echo '```'
-	cat "$tmp/results"
-	echo '```'
-} >>"$out"
-echo "recorded in $out"
+bench_record "queue hop" "$tmp/results" "build: \`$build\`" "run: \`$run\`"

@@ -29,16 +29,8 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sluice-spool-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
-# config.h comes from the build tree when configured, else a minimal one.
-builddir=${top_builddir:-$top}
-if [ -f "$builddir/config.h" ]; then
-	cfgdir=$builddir
-	cfgshow=$builddir
-else
-	cfgdir=$tmp
-	cfgshow='<dir of a config.h: #define _GNU_SOURCE 1>'
-	printf '#define _GNU_SOURCE 1\n' >"$tmp/config.h"
-fi
+. "$top/test/bench/lib.sh"
+bench_config_h "$tmp"
 
 cd "$top"
 src="engine/alloc.c engine/buf.c engine/log.c engine/counter.c spool/msg.c spool/crc32c.c spool/spool.c spool/spool_segment.c spool/spool_ram.c"
@@ -62,40 +54,9 @@ fi
 
 [ "$record" = yes ] || exit 0
 
-out="$top/BENCHMARKS.md"
-if [ ! -f "$out" ]; then
-	cat >"$out" <<'EOF'
-# sluice benchmarks
-
-Measurements, not tests: each section below was appended by
-`test/bench/run.sh --record` (or another harness under `test/bench/`) and
-records when and where it ran (date, kernel, CPU, commit) and the exact
-commands, so a figure can be reproduced and compared with a later run on
-the same machine.  Figures from different machines are not comparable;
-sections are never edited after the fact.
-EOF
-fi
-commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
-dirty=$(git -C "$top" status --porcelain -- spool test/bench 2>/dev/null | head -n 1)
-[ -n "$dirty" ] && commit="$commit + uncommitted spool/ changes"
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-{
-	echo
-	echo "## $(date -u '+%Y-%m-%d %H:%M UTC'): spool group commit"
-	echo
-	echo "- kernel: $(uname -r)"
-	echo "- CPU: $cpu ($(nproc) online)"
-	echo "- disk: $dir ($fstype)"
-	echo "- load at start: $load; other busy processes: ${busy:-none}"
-	echo "- commit: $commit"
-	echo "- build: \`$build\`"
-	echo "- run: \`$run\`"
-	echo "- what: one writer thread; append N messages (1 recipient), one sl_spool_commit;"
-	echo "  each message finished 1000 messages later (segments rotate and are removed);"
-	echo "  64 MiB segments, zero-filled at creation when fsync is on"
-	echo
-	echo '```'
-	cat "$tmp/results"
-	echo '```'
-} >>"$out"
-echo "recorded in $out"
+bench_record "spool group commit" "$tmp/results" \
+	"disk: $dir ($fstype)" \
+	"load at start: $load; other busy processes: ${busy:-none}" \
+	"build: \`$build\`" \
+	"run: \`$run\`" \
+	"what: one writer thread; append N messages (1 recipient), one sl_spool_commit; each message finished 1000 messages later (segments rotate and are removed); 64 MiB segments, zero-filled at creation when fsync is on"

@@ -1,0 +1,59 @@
+# test/bench/lib.sh - shared parts of the benchmark scripts (sourced, not run).
+#
+#   bench_config_h DIR     sets cfgdir (a directory holding config.h for the
+#                          compiler) and cfgshow (how to show it in a recorded
+#                          command): the build tree's config.h when configured,
+#                          else a minimal one written into DIR
+#   bench_record TITLE RESULTS [LINE...]
+#                          append a dated section to BENCHMARKS.md: kernel, CPU,
+#                          commit, each LINE as a "- " item, then RESULTS (a file)
+# Needs $top (the source tree).
+
+bench_config_h() {
+	builddir=${top_builddir:-$top}
+	if [ -f "$builddir/config.h" ]; then
+		cfgdir=$builddir
+		cfgshow=$builddir
+	else
+		cfgdir=$1
+		cfgshow='<dir of a config.h: #define _GNU_SOURCE 1>'
+		printf '#define _GNU_SOURCE 1\n' >"$1/config.h"
+	fi
+}
+
+bench_record() {
+	_title=$1
+	_results=$2
+	shift 2
+	_out="$top/BENCHMARKS.md"
+	if [ ! -f "$_out" ]; then
+		cat >"$_out" <<'EOF2'
+# sluice benchmarks
+
+Measurements, not tests: each section below was appended by `make bench`
+(test/bench/*.sh --record) and records when and where it ran (date, kernel,
+CPU, commit) and the exact commands, so a figure can be reproduced and
+compared with a later run on the same machine.  Figures from different
+machines are not comparable; sections are never edited after the fact.
+EOF2
+	fi
+	_commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo "none (no commit yet)")
+	[ -n "$(git -C "$top" status --porcelain -- engine conf proto spool stages test/bench 2>/dev/null | head -n 1)" ] &&
+		_commit="$_commit + uncommitted changes"
+	{
+		echo
+		echo "## $(date -u '+%Y-%m-%d %H:%M UTC'): $_title"
+		echo
+		echo "- kernel: $(uname -r)"
+		echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1) ($(nproc) online)"
+		echo "- commit: $_commit"
+		for _line in "$@"; do
+			echo "- $_line"
+		done
+		echo
+		echo '```'
+		cat "$_results"
+		echo '```'
+	} >>"$_out"
+	echo "recorded in $_out"
+}
