@@ -713,6 +713,13 @@ proto_event(struct proto_session *ss, struct sl_smtp_ev *ev)
 void
 proto_drive(struct proto_session *ss)
 {
+	/*
+	 * Shutting down: a session whose last message was just answered takes
+	 * no further commands (they could need stages that have stopped).
+	 */
+	if (ss->pt->is_shutting_down && !ss->is_waiting && !ss->is_closed &&
+	    !sl_smtp_server_is_closing(ss->smtp))
+		sl_smtp_server_shutdown(ss->smtp, &ss->out);
 	while (!ss->is_closed && !ss->is_waiting && !sl_smtp_server_is_closing(ss->smtp)) {
 		struct sl_smtp_ev ev;
 		size_t used = 0;
@@ -848,9 +855,17 @@ proto_session_start(struct proto_thread *pt, struct sl_session_new_ev *ev)
 		proto_format_addr(&ev->local, lip, sizeof(lip), ss->local, sizeof(ss->local));
 	}
 	if (ev->peer.ss_family == AF_UNIX)
-		rc = uv_pipe_init(pt->loop, &ss->h.pipe, 0) ?: uv_pipe_open(&ss->h.pipe, ev->fd);
+		rc = uv_pipe_init(pt->loop, &ss->h.pipe, 0);
 	else
-		rc = uv_tcp_init(pt->loop, &ss->h.tcp) ?: uv_tcp_open(&ss->h.tcp, ev->fd);
+		rc = uv_tcp_init(pt->loop, &ss->h.tcp);
+	/* Initialising a handle on a running loop cannot fail for these arguments. */
+	SL_ASSERT(rc == 0);
+	if (ev->peer.ss_family == AF_UNIX)
+		rc = uv_pipe_open(&ss->h.pipe, ev->fd);
+	else
+		rc = uv_tcp_open(&ss->h.tcp, ev->fd);
+	if (rc != 0)
+		close(ev->fd); /* libuv did not take it */
 	ss->h.handle.data = ss;
 	uv_timer_init(pt->loop, &ss->timer);
 	ss->timer.data = ss;

@@ -151,7 +151,8 @@ static void
 test_loading(void **state)
 {
 	struct sl_conf_snapshot *plain = build("");
-	struct sl_conf_snapshot *with = build("Validate validate/rdns rdns { Require_PTR = true }\n");
+	struct sl_conf_snapshot *with =
+		build("Validate validate/rdns rdns { Require_PTR = true }\n");
 	const struct sl_validate_module *const *mods;
 	size_t cnt, n_loaded_plain = 0, n_loaded_with = 0;
 
@@ -193,7 +194,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_domain_globs),
-		cmocka_unit_test(test_peer_in),		cmocka_unit_test(test_relay),
+		cmocka_unit_test(test_peer_in),
+		cmocka_unit_test(test_relay),
 		cmocka_unit_test(test_loading),
 	};
 
