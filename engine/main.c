@@ -340,16 +340,19 @@ main_wait(void)
 	pthread_mutex_unlock(&main_state.lock);
 }
 
-static struct sl_stage *main_stages[4]; /* start order: spool validate protocol accept */
+/* Start order: spool, deliver, validate, protocol, accept. */
+enum { MAIN_SPOOL, MAIN_DELIVER, MAIN_VALIDATE, MAIN_PROTOCOL, MAIN_ACCEPT, MAIN__STAGES };
+static struct sl_stage *main_stages[MAIN__STAGES];
 
 static struct sl_stage *
 main_stage(const struct sl_stage_def *def, unsigned thread_cnt)
 {
 	struct sl_stage *st = sl_stage_create(def, thread_cnt, NULL);
 	int rc;
-
 	if (def == &sl_protocol_stage)
 		sl_protocol_init(st);
+	if (def == &sl_deliver_stage)
+		sl_deliver_init(st);
 	rc = sl_stage_start(st);
 	if (rc < 0)
 		sl_fatal("cannot start the %s stage: %s", def->name, strerror(-rc));
@@ -361,26 +364,40 @@ static void
 main_start_stages(const struct sl_conf_snapshot *s)
 {
 	char why[256];
-
-	main_stages[0] = main_stage(&sl_spool_stage, sl_spool_thread_cnt(s));
-	main_stages[1] = main_stage(&sl_validate_stage, sl_validate_thread_cnt(s));
-	main_stages[2] = main_stage(&sl_protocol_stage, sl_protocol_thread_cnt(s));
-	main_stages[3] = main_stage(&sl_accept_stage, 0);
-	if (sl_accept_start(main_stages[3], why, sizeof(why)) != 0)
+	main_stages[MAIN_SPOOL] = main_stage(&sl_spool_stage, sl_spool_thread_cnt(s));
+	main_stages[MAIN_DELIVER] = main_stage(&sl_deliver_stage, sl_deliver_thread_cnt(s));
+	main_stages[MAIN_VALIDATE] = main_stage(&sl_validate_stage, sl_validate_thread_cnt(s));
+	main_stages[MAIN_PROTOCOL] = main_stage(&sl_protocol_stage, sl_protocol_thread_cnt(s));
+	main_stages[MAIN_ACCEPT] = main_stage(&sl_accept_stage, 0);
+	/* What recovery found goes to delivery before new mail comes in. */
+	sl_spool_stage_requeue(main_stages[MAIN_DELIVER]);
+	if (sl_accept_start(main_stages[MAIN_ACCEPT], why, sizeof(why)) != 0)
 		sl_fatal("%s", why);
 }
 
+/*
+ * Stop so that no stage ever sends to one that has stopped, although
+ * protocol, spool and delivery send to each other: first nothing new comes
+ * in, then what is in flight between protocol and spool is answered, then
+ * delivery stops sending, then the spool drains, then delivery goes.
+ */
 static void
 main_stop_stages(void)
 {
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+
 	sl_accept_interrupt();
-	sl_stage_stop(main_stages[3]);
+	sl_stage_stop(main_stages[MAIN_ACCEPT]);
 	/* Sessions stop taking commands; messages in flight still get answered. */
 	sl_protocol_shutdown(5000);
-	sl_stage_stop(main_stages[1]);
-	sl_stage_stop(main_stages[0]);
-	sl_stage_stop(main_stages[2]);
-	for (int i = 3; i >= 0; i--)
+	sl_stage_stop(main_stages[MAIN_VALIDATE]);
+	for (int waited = 0; sl_protocol_inflight() > 0 && waited < 10000; waited += 10)
+		nanosleep(&ts, NULL);
+	sl_stage_stop(main_stages[MAIN_PROTOCOL]);
+	sl_deliver_quiesce(5000);
+	sl_stage_stop(main_stages[MAIN_SPOOL]);
+	sl_stage_stop(main_stages[MAIN_DELIVER]);
+	for (int i = MAIN__STAGES - 1; i >= 0; i--)
 		sl_stage_destroy(main_stages[i]);
 	sl_accept_close();
 	sl_spool_stage_close();

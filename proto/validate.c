@@ -2,7 +2,8 @@
  * proto/validate.c - the validation module runner and sluice's built-in modules.
  *
  * Modules:
- *   relay  (rcptto, always loaded, inline)  a recipient is accepted when
+ *   relay  (rcptto, always loaded, inline)  a recipient whose domain is
+ *          Blackhole = true/inline is refused (550 5.7.1); otherwise one is accepted when
  *          its domain is one we take mail for (Relay_Domains), or the
  *          client may relay: its address is in Relay_Hosts (global or the
  *          ACL's personality), or its ACL entry has
@@ -108,6 +109,18 @@ relay_rcptto(const struct sl_validate_ctx *ctx, struct sl_verdict *v)
 	const struct sl_validate_relay *r = ctx->relay;
 	const char *rdomain = validate_domain_of(ctx->rcpt);
 
+	/* Blackhole = true/inline fails a destination at RCPT (Momentum's "inline"). */
+	{
+		struct sl_conf_where w = { NULL, rdomain, NULL };
+		const union sl_conf_val *bh = sl_conf_eval(ctx->snap, SL_OPT_BLACKHOLE, &w);
+
+		if (bh != NULL &&
+		    (strcasecmp(bh->s, "true") == 0 || strcasecmp(bh->s, "inline") == 0)) {
+			validate_set(v, SL_VERDICT_REJECT, 550, "5.7.1",
+				     "Delivery to this domain is disabled (blackholed)");
+			return;
+		}
+	}
 	/* Mail for a domain we accept (inbound) needs no relay rights. */
 	val = sl_conf_global(ctx->snap, SL_OPT_RELAY_DOMAINS);
 	if (val != NULL && sl_validate_domain_in(rdomain, val->list.v, val->list.cnt))

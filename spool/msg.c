@@ -16,10 +16,28 @@ struct sl_msg *
 sl_msg_new(void)
 {
 	struct sl_msg *m = SL_NEW(m);
-
 	m->magic = SL_MSG_MAGIC;
 	m->sender = sl_strdup("");
+	m->refs = 1;
 	return m;
+}
+
+void
+sl_msg_ref(struct sl_msg *m)
+{
+	SL_CHECK_OBJ(m, SL_MSG_MAGIC);
+	__atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+}
+
+void
+sl_msg_unref(struct sl_msg *m)
+{
+	if (m == NULL)
+		return;
+	SL_CHECK_OBJ(m, SL_MSG_MAGIC);
+	/* Release: the holders' writes (recipient status) happen before the free. */
+	if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		sl_msg_free(m);
 }
 
 void

@@ -103,15 +103,27 @@ struct sl_msg {
 	/* the protocol session that sent it (only its thread may use this) */
 	void *origin;
 	uint64_t origin_serial;
+	/*
+	 * Delivery: the message is shared read-only by its per-domain jobs
+	 * (each owns its recipients' status entries); the last reference frees.
+	 */
+	uint32_t refs;      /* atomic: holders (sl_msg_ref/sl_msg_unref) */
+	uint32_t jobs_left; /* atomic: domain jobs not yet final */
+	uint64_t skip_off;  /* content bytes [skip_off, skip_off+skip_len) are not */
+	uint64_t skip_len;  /*   delivered: the X-Binding: header line */
 	/* spool */
 	struct sl_spool_loc loc; /* valid once spooled */
 	int spool_result;        /* SL_MSG_EV_SPOOLED: 0 durable, or -errno */
 };
 
-/* A new empty message owned by the caller.  Never NULL. */
+/* A new empty message owned by the caller (refs = 1).  Never NULL. */
 struct sl_msg *sl_msg_new(void);
 /* Free it and everything it owns.  NULL is fine. */
 void sl_msg_free(struct sl_msg *m);
+/* Another holder (any thread that already holds one). */
+void sl_msg_ref(struct sl_msg *m);
+/* Drop a holder; the last one frees.  NULL is fine. */
+void sl_msg_unref(struct sl_msg *m);
 
 /* Envelope helpers: copies of the strings are made. */
 void sl_msg_set_sender(struct sl_msg *m, const char *addr);

@@ -19,8 +19,12 @@
 
 static int eclog_mainlog = -1;
 static int eclog_rejectlog = -1;
+static int eclog_bouncelog = -1;
 static int eclog_is_receptions = 1;
 static int eclog_is_rejections = 1;
+static int eclog_is_deliveries = 1;
+static int eclog_is_transient = 1;
+static int eclog_is_permanent = 1;
 
 static int
 eclog_stream(const struct sl_conf_snapshot *s, const struct sl_conf_block *b, enum sl_opt path_opt,
@@ -45,9 +49,12 @@ sl_eclog_open(const struct sl_conf_snapshot *s)
 	const struct sl_conf_block *b = sl_conf_block_next(s, "ec_logger", &pos);
 	const union sl_conf_val *v;
 	int main_id, reject_id;
-
 	main_id = eclog_stream(s, b, SL_OPT_EC_LOGGER_MAINLOG, SL_OPT_EC_LOGGER_MAINLOG_MODE,
 			       "mainlog");
+	__atomic_store_n(&eclog_bouncelog,
+			 eclog_stream(s, b, SL_OPT_EC_LOGGER_BOUNCELOG,
+				      SL_OPT_EC_LOGGER_BOUNCELOG_MODE, "bouncelog"),
+			 __ATOMIC_RELAXED);
 	reject_id = eclog_stream(s, b, SL_OPT_EC_LOGGER_REJECTLOG, SL_OPT_EC_LOGGER_REJECTLOG_MODE,
 				 "rejectlog");
 	__atomic_store_n(&eclog_mainlog, main_id, __ATOMIC_RELAXED);
@@ -56,6 +63,12 @@ sl_eclog_open(const struct sl_conf_snapshot *s)
 	__atomic_store_n(&eclog_is_receptions, v == NULL || v->b, __ATOMIC_RELAXED);
 	v = sl_conf_block_get(s, b, SL_OPT_EC_LOGGER_LOG_REJECTIONS);
 	__atomic_store_n(&eclog_is_rejections, v == NULL || v->b, __ATOMIC_RELAXED);
+	v = sl_conf_block_get(s, b, SL_OPT_EC_LOGGER_LOG_DELIVERIES);
+	__atomic_store_n(&eclog_is_deliveries, v == NULL || v->b, __ATOMIC_RELAXED);
+	v = sl_conf_block_get(s, b, SL_OPT_EC_LOGGER_LOG_TRANSIENT_FAILURES);
+	__atomic_store_n(&eclog_is_transient, v == NULL || v->b, __ATOMIC_RELAXED);
+	v = sl_conf_block_get(s, b, SL_OPT_EC_LOGGER_LOG_PERMANENT_FAILURES);
+	__atomic_store_n(&eclog_is_permanent, v == NULL || v->b, __ATOMIC_RELAXED);
 	return main_id < 0 ? main_id : reject_id < 0 ? reject_id : 0;
 }
 
@@ -127,6 +140,52 @@ sl_eclog_reception(const struct sl_msg *m, const char *conn_id)
 		sl_log_stream_write(id, b.data, b.len);
 	}
 	sl_buf_free(&b);
+}
+
+void
+sl_eclog_outcome(const struct sl_msg *m, enum sl_eclog_outcome kind, const char *domain,
+		 uint64_t bytes, unsigned stage, unsigned retries, const char *ip,
+		 const char *response, time_t now)
+{
+	static const char letters[] = { 'D', 'T', 'P' };
+	static int *const switches[] = { &eclog_is_deliveries, &eclog_is_transient,
+					 &eclog_is_permanent };
+	int id = __atomic_load_n(&eclog_mainlog, __ATOMIC_RELAXED);
+	const char *group = m->binding_group ? m->binding_group : "default";
+	const char *binding = m->binding ? m->binding : "default";
+	double secs = now >= m->received ? (double)(now - m->received) : 0.0;
+	struct sl_buf b = SL_BUF_INIT;
+
+	if (id < 0 || !__atomic_load_n(switches[kind], __ATOMIC_RELAXED))
+		return;
+	sl_buf_printf(&b, "%lld@%s@%s@", (long long)now, m->qid, m->qid);
+	eclog_field(&b, m->conn_id, strlen(m->conn_id));
+	sl_buf_printf(&b, "@%c@", letters[kind]);
+	eclog_field(&b, domain, strlen(domain));
+	sl_buf_printf(&b, "@%" PRIu64 "@", bytes);
+	eclog_field(&b, group, strlen(group));
+	sl_buf_append(&b, "@", 1);
+	eclog_field(&b, binding, strlen(binding));
+	if (kind == SL_ECLOG_DELIVERED)
+		sl_buf_printf(&b, "@%u@%.2f@", retries, secs);
+	else
+		sl_buf_printf(&b, "@%u@%u@%.2f@", stage, retries, secs);
+	eclog_field(&b, ip ? ip : "", ip ? strlen(ip) : 0);
+	if (kind != SL_ECLOG_DELIVERED) {
+		sl_buf_append(&b, "@", 1);
+		eclog_field(&b, response ? response : "", response ? strlen(response) : 0);
+	}
+	sl_log_stream_write(id, b.data, b.len);
+	sl_buf_free(&b);
+}
+
+void
+sl_eclog_bounce_line(const char *line, size_t len)
+{
+	int id = __atomic_load_n(&eclog_bouncelog, __ATOMIC_RELAXED);
+
+	if (id >= 0)
+		sl_log_stream_write(id, line, len);
 }
 
 void

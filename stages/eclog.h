@@ -4,10 +4,14 @@
  * The mainlog gets one '@'-separated line per event (receptions now;
  * deliveries and failures with delivery), in the field order of Momentum
  * 4's mainlog.ec so existing tooling reads it:
- *
- *   time@msgid@batchid@connid@R@rcpt_local@rcpt_domain@sender_local@sender_domain@
+ * *   time@msgid@batchid@connid@R@rcpt_local@rcpt_domain@sender_local@sender_domain@
  *       peer_ip@size@protocol@binding_group@binding
+ *   time@msgid@batchid@connid@D@domain@size@binding_group@binding@retries@secs@ip
+ *   time@msgid@batchid@connid@T@domain@bytes@binding_group@binding@stage@retries@secs@ip@response
+ *   time@msgid@batchid@connid@P@domain@bytes@binding_group@binding@stage@retries@secs@ip@response
  *
+ * (D, T and P: one line per recipient; secs is the time since reception with
+ * two decimals; stage is the connection stage of Momentum's table.)
  * '@', '\' and line breaks inside a field are escaped as "\@", "\\", "\n".
  * The batch id is the message id (sluice has no injection batches).  The
  * rejectlog gets one line per refused command:
@@ -22,6 +26,10 @@
 #ifndef SL_STAGES_ECLOG_H
 #define SL_STAGES_ECLOG_H
 
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
 #include "conf/conf_snapshot.h"
 #include "spool/msg.h"
 
@@ -34,6 +42,25 @@ int sl_eclog_open(const struct sl_conf_snapshot *s);
 
 /* One R line per recipient of a message that was just made durable. */
 void sl_eclog_reception(const struct sl_msg *m, const char *conn_id);
+
+/* The outcome of one recipient's delivery attempt. */
+enum sl_eclog_outcome {
+	SL_ECLOG_DELIVERED, /* D */
+	SL_ECLOG_TRANSIENT, /* T */
+	SL_ECLOG_PERMANENT, /* P */
+};
+
+/*
+ * One D, T or P line for recipient `rcpt_idx` of `m` to `domain`: `bytes`
+ * sent (the message size for D), the connection stage, retries so far,
+ * the remote IP ("" when none was reached) and the server's response.
+ */
+void sl_eclog_outcome(const struct sl_msg *m, enum sl_eclog_outcome kind, const char *domain,
+		      uint64_t bytes, unsigned stage, unsigned retries, const char *ip,
+		      const char *response, time_t now);
+
+/* One preformatted bouncelog line (proto/bounce.h formats it). */
+void sl_eclog_bounce_line(const char *line, size_t len);
 
 /* One rejectlog line. `module` may be NULL ("smtp"). */
 void sl_eclog_reject(const char *remote, const char *local, const char *conn_id, const char *phase,

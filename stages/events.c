@@ -4,7 +4,10 @@
  */
 #include "config.h"
 
+#include <ctype.h>
+
 #include "engine/alloc.h"
+#include "engine/htable.h"
 #include "stages/events.h"
 
 void
@@ -24,4 +27,15 @@ sl_verdict_req_free(struct sl_verdict_req_ev *r)
 	sl_conf_snapshot_put(r->snap);
 	r->ev.magic = 0;
 	sl_free(r);
+}
+
+unsigned
+sl_deliver_owner(const char *domain, unsigned thread_cnt)
+{
+	char lower[256];
+	size_t n = 0;
+
+	for (; domain[n] != '\0' && n < sizeof(lower); n++)
+		lower[n] = (char)tolower((unsigned char)domain[n]);
+	return thread_cnt ? (unsigned)(sl_hash_bytes(lower, n) % thread_cnt) : 0;
 }

@@ -12,8 +12,14 @@
  *   protocol -> validate  SL_MSG_EV_VALIDATE  a complete message (struct sl_msg), when
  *                                             a data-phase module may block
  *   validate -> spool     SL_MSG_EV_SPOOL     ... checked, to be made durable
- *   protocol -> spool     SL_MSG_EV_SPOOL     ... checked inline (no blocking module)
- *   spool    -> protocol  SL_MSG_EV_SPOOLED   ... durable (or not): answer the client
+ *   protocol -> spool     SL_MSG_EV_SPOOL     ... checked inline (no blocking module) *   spool    -> protocol  SL_MSG_EV_SPOOLED   ... durable (or not): answer the client
+ *   protocol -> deliver   SL_MSG_EV_QUEUED    ... and answered: deliver it
+ *   spool    -> deliver   SL_MSG_EV_QUEUED    recovered at start: deliver it
+ *   deliver  -> spool     SL_MSG_EV_SPOOL     a bounce (DSN) to make durable
+ *   spool    -> deliver   SL_MSG_EV_SPOOLED   ... durable: deliver it
+ *   deliver  -> deliver   SL_EV_DELIVER_JOB   a message's recipients for a domain owned
+ *                                             by another delivery thread
+ *   deliver  -> spool     SL_EV_SPOOL_PROGRESS a recipient reached its final outcome
  *
  * Ownership: an event belongs to exactly one thread at a time; sl_send()
  * hands it over.  Pointers inside an event that point into a configuration
@@ -40,6 +46,8 @@
 enum sl_ev_type {
 	SL_EV_SESSION_NEW = 1,
 	SL_EV_VERDICT_REQ,
+	SL_EV_DELIVER_JOB,
+	SL_EV_SPOOL_PROGRESS,
 };
 
 #define SL_LISTENER_RT_MAGIC 0x115e7e42u
@@ -98,5 +106,25 @@ struct sl_verdict_req_ev {
 
 /* Free a verdict request and drop its snapshot reference. */
 void sl_verdict_req_free(struct sl_verdict_req_ev *r);
+
+/*
+ * deliver -> spool: recipient `rcpt_idx` of the message at `loc` is final
+ * (rcpt_idx UINT32_MAX: the whole message is finished).  Any spool thread
+ * may receive it; the spool stage passes it to the writer that owns loc.
+ */
+struct sl_spool_progress_ev {
+	struct sl_event ev; /* SL_EV_SPOOL_PROGRESS */
+	struct sl_spool_loc loc;
+	uint32_t rcpt_idx;
+	enum sl_rcpt_status status;
+};
+
+/*
+ * The delivery thread (of `thread_cnt`) that owns the queues of `domain`
+ * (case-insensitive).  Every stage that hands a message to delivery picks
+ * the thread of its first recipient's domain this way, so most messages
+ * arrive where they will be delivered.
+ */
+unsigned sl_deliver_owner(const char *domain, unsigned thread_cnt);
 
 #endif /* SL_STAGES_EVENTS_H */

@@ -965,8 +965,16 @@ proto_spooled(struct proto_thread *pt, struct sl_msg *m)
 			proto_reject(ss, SL_VPHASE_DATA, &v);
 		}
 	}
-	/* Delivery takes messages from the spool (a later stage); our copy goes. */
-	sl_msg_free(m);
+	if (m->spool_result == 0) {
+		/* Durable and answered: the delivery thread of its first domain takes it. */
+		unsigned cnt = sl_stage_thread_cnt(pt->deliver);
+		const char *domain = m->rcpts[0].addr + m->rcpts[0].domain_off;
+
+		m->ev.type = SL_MSG_EV_QUEUED;
+		sl_send_thread(sl_stage_thread(pt->deliver, sl_deliver_owner(domain, cnt)), &m->ev);
+	} else {
+		sl_msg_free(m);
+	}
 	proto_release(ss);
 }
 
@@ -1003,7 +1011,8 @@ proto_thread_init(struct sl_thread *t)
 	pt->loop = sl_thread_loop(t);
 	pt->validate = sl_stage_find("validate");
 	pt->spool = sl_stage_find("spool");
-	SL_ASSERT(pt->validate != NULL && pt->spool != NULL);
+	pt->deliver = sl_stage_find("deliver");
+	SL_ASSERT(pt->validate != NULL && pt->spool != NULL && pt->deliver != NULL);
 	if (gethostname(pt->hostname, sizeof(pt->hostname) - 1) != 0)
 		snprintf(pt->hostname, sizeof(pt->hostname), "localhost");
 	sl_thread_set_data(t, pt);
@@ -1084,6 +1093,12 @@ sl_protocol_init(struct sl_stage *st)
 	proto_ctr_inflight = sl_counter_register("protocol.inflight");
 }
 
+uint64_t
+sl_protocol_inflight(void)
+{
+	return sl_counter_read(proto_ctr_inflight);
+}
+
 unsigned
 sl_protocol_thread_cnt(const struct sl_conf_snapshot *s)
 {
@@ -1099,7 +1114,7 @@ const struct sl_stage_def sl_protocol_stage = {
 	.name = "protocol",
 	.kind = SL_STAGE_LOOP,
 	.batch_max = 64,
-	.peers = (const char *const[]){ "validate", "spool", NULL },
+	.peers = (const char *const[]){ "validate", "spool", "deliver", NULL },
 	.thread_init = proto_thread_init,
 	.handle = proto_handle,
 	.thread_fini = proto_thread_fini,

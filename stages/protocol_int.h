@@ -57,6 +57,7 @@ struct proto_thread {
 	uv_loop_t *loop;
 	struct sl_stage *validate;
 	struct sl_stage *spool;
+	struct sl_stage *deliver;
 	struct proto_session *sessions; /* doubly linked list of open sessions */
 	char hostname[256];
 	uint64_t serial;

@@ -32,12 +32,15 @@
 
 struct spool_thread {
 	struct sl_spool_writer *w;
+	bool is_dirty;           /* progress recorded since the last commit */
 	struct sl_msg **pending; /* appended, waiting for the commit; owned */
 	size_t pending_cnt;
 	size_t pending_cap;
 };
 
 static struct sl_spool *spool_store;
+static struct sl_msg **spool_recovered_v; /* recovered at open, handed to delivery at start */
+static size_t spool_recovered_cnt;
 static bool spool_is_unsafe;
 static unsigned spool_ctr_msgs;
 static unsigned spool_ctr_commits;
@@ -48,9 +51,28 @@ spool_recovered(struct sl_msg *m, void *arg)
 {
 	uint64_t *cnt = arg;
 
-	/* Delivery (a later stage) will queue these; for now they stay on disk. */
+	/* Kept until the delivery stage runs (sl_spool_stage_requeue). */
+	spool_recovered_v = sl_reallocarray(spool_recovered_v, spool_recovered_cnt + 1,
+					    sizeof(*spool_recovered_v));
+	spool_recovered_v[spool_recovered_cnt++] = m;
 	(*cnt)++;
-	sl_msg_free(m);
+}
+
+void
+sl_spool_stage_requeue(struct sl_stage *deliver)
+{
+	unsigned cnt = sl_stage_thread_cnt(deliver);
+
+	for (size_t i = 0; i < spool_recovered_cnt; i++) {
+		struct sl_msg *m = spool_recovered_v[i];
+		const char *domain = m->rcpt_cnt ? m->rcpts[0].addr + m->rcpts[0].domain_off : "";
+
+		sl_event_init(&m->ev, SL_MSG_EV_QUEUED);
+		sl_send_thread(sl_stage_thread(deliver, sl_deliver_owner(domain, cnt)), &m->ev);
+	}
+	sl_free(spool_recovered_v);
+	spool_recovered_v = NULL;
+	spool_recovered_cnt = 0;
 }
 
 static void
@@ -123,6 +145,11 @@ sl_spool_stage_open(const struct sl_conf_snapshot *s, char *why, size_t why_len)
 void
 sl_spool_stage_close(void)
 {
+	for (size_t i = 0; i < spool_recovered_cnt; i++)
+		sl_msg_free(spool_recovered_v[i]);
+	sl_free(spool_recovered_v);
+	spool_recovered_v = NULL;
+	spool_recovered_cnt = 0;
 	sl_spool_close(spool_store);
 	spool_store = NULL;
 }
@@ -153,6 +180,26 @@ spool_thread_init(struct sl_thread *t)
 	return 0;
 }
 
+/* deliver -> spool: a recipient (or the whole message) is final. */
+static void
+spool_progress(struct sl_thread *t, struct spool_thread *st, struct sl_spool_progress_ev *p)
+{
+	unsigned owner = sl_spool_owner(spool_store, &p->loc);
+	int rc;
+
+	if (owner != sl_thread_index(t)) {
+		/* Progress goes to the writer that owns the message's segment. */
+		sl_send_thread(sl_stage_thread(sl_thread_stage(t), owner), &p->ev);
+		return;
+	}
+	rc = sl_spool_progress(st->w, &p->loc, p->rcpt_idx, p->status);
+	if (rc < 0 && rc != -ENOENT)
+		sl_log_err("spool: cannot record progress for a message at %u/%u: %s",
+			   p->loc.writer, p->loc.segment, strerror(-rc));
+	st->is_dirty = true;
+	sl_free(p);
+}
+
 static void
 spool_handle(struct sl_thread *t, struct sl_event *ev)
 {
@@ -160,6 +207,10 @@ spool_handle(struct sl_thread *t, struct sl_event *ev)
 	struct sl_msg *m = (struct sl_msg *)ev;
 	int rc;
 
+	if (ev->type == SL_EV_SPOOL_PROGRESS) {
+		spool_progress(t, st, (struct sl_spool_progress_ev *)ev);
+		return;
+	}
 	SL_ASSERT(ev->type == SL_MSG_EV_SPOOL);
 	SL_CHECK_OBJ(m, SL_MSG_MAGIC);
 	rc = sl_spool_append(st->w, m);
@@ -185,9 +236,9 @@ spool_batch_end(struct sl_thread *t)
 {
 	struct spool_thread *st = sl_thread_data(t);
 	int rc;
-
-	if (st->pending_cnt == 0 && !spool_is_unsafe)
+	if (st->pending_cnt == 0 && !spool_is_unsafe && !st->is_dirty)
 		return;
+	st->is_dirty = false;
 	rc = sl_spool_commit(st->w);
 	sl_counter_add(spool_ctr_commits, 1);
 	if (rc < 0)
@@ -212,7 +263,7 @@ const struct sl_stage_def sl_spool_stage = {
 	.name = "spool",
 	.kind = SL_STAGE_POOL,
 	.batch_max = 256,
-	.peers = (const char *const[]){ "protocol", NULL },
+	.peers = (const char *const[]){ "protocol", "deliver", "spool", NULL },
 	.thread_init = spool_thread_init,
 	.handle = spool_handle,
 	.batch_end = spool_batch_end,

@@ -12,6 +12,7 @@
 #define SL_STAGES_STAGES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/conf_snapshot.h"
 #include "engine/stage.h"
@@ -20,6 +21,7 @@ extern const struct sl_stage_def sl_accept_stage;
 extern const struct sl_stage_def sl_protocol_stage;
 extern const struct sl_stage_def sl_validate_stage;
 extern const struct sl_stage_def sl_spool_stage;
+extern const struct sl_stage_def sl_deliver_stage;
 
 /*
  * Open every enabled listening socket of `s` (bind + listen).  Returns 0,
@@ -43,6 +45,19 @@ size_t sl_accept_listener_cnt(void);
 int sl_spool_stage_open(const struct sl_conf_snapshot *s, char *why, size_t why_len);
 /* Close the spool (after the spool stage stopped). */
 void sl_spool_stage_close(void);
+/* Hand the messages recovery found to the delivery stage (once it runs). */
+void sl_spool_stage_requeue(struct sl_stage *deliver);
+
+/* Remember the delivery stage and register its counters (before it starts). */
+void sl_deliver_init(struct sl_stage *st);
+/*
+ * Tell every delivery thread to stop: connections close at once (their
+ * jobs stay in the spool for the next start) and nothing more is sent to
+ * the spool.  Returns when every thread has done so, or after timeout_ms.
+ */
+void sl_deliver_quiesce(unsigned timeout_ms);
+/* Messages between the protocol stage and its spool answer (for shutdown). */
+uint64_t sl_protocol_inflight(void);
 
 /* Remember the protocol stage and register its counters (before it starts). */
 void sl_protocol_init(struct sl_stage *st);
@@ -57,5 +72,6 @@ void sl_protocol_shutdown(unsigned timeout_ms);
 unsigned sl_protocol_thread_cnt(const struct sl_conf_snapshot *s);
 unsigned sl_validate_thread_cnt(const struct sl_conf_snapshot *s);
 unsigned sl_spool_thread_cnt(const struct sl_conf_snapshot *s);
+unsigned sl_deliver_thread_cnt(const struct sl_conf_snapshot *s);
 
 #endif /* SL_STAGES_STAGES_H */

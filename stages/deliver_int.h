@@ -1,0 +1,253 @@
+/*
+ * stages/deliver_int.h - private model of the delivery stage.
+ *
+ * Every delivery loop thread owns the queues of the (binding, domain)
+ * pairs that hash to it, so a domain's limits, connections, DNS answers
+ * and retry timers live on exactly one thread and need no lock.  A message
+ * whose recipients span domains is split into one job per domain; the jobs
+ * share the (read-only) message and each owns its recipients' status
+ * entries.
+ *
+ *   struct dl_thread     one loop thread: its queues, timers, resolver
+ *   struct dl_queue      one (binding, domain): active jobs, delayed jobs,
+ *                        routes, connections, failure counters
+ *   struct dl_job        one message's recipients for one domain
+ *   struct dl_conn       one outbound SMTP/LMTP connection of a queue
+ *
+ * Threads: everything here belongs to one delivery loop thread, except the
+ * message a job points to (shared read-only, reference-counted) and the
+ * counters of deliver_shape.c (atomics and a mutex for shared throttles).
+ */
+#ifndef SL_STAGES_DELIVER_INT_H
+#define SL_STAGES_DELIVER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "conf/conf_snapshot.h"
+#include "engine/buf.h"
+#include "engine/htable.h"
+#include "engine/stage.h"
+#include "proto/smtp_client.h"
+#include "spool/msg.h"
+#include "stages/deliver_dns.h"
+#include "stages/events.h"
+
+#define DL_THREAD_MAGIC 0xde11ce01u
+#define DL_QUEUE_MAGIC  0xde11ce02u
+#define DL_JOB_MAGIC    0xde11ce03u
+#define DL_CONN_MAGIC   0xde11ce04u
+
+/* Connection stages of Momentum's logs (log_formats.connection.stages). */
+enum dl_stage_code {
+	DL_STAGE_NOT_CONNECTED = 0,
+	DL_STAGE_IDLE = 1,
+	DL_STAGE_MAIL = 2,
+	DL_STAGE_RCPT = 4,
+	DL_STAGE_DATA = 6,
+	DL_STAGE_BODY = 8,
+	DL_STAGE_CONFIRM = 9,
+	DL_STAGE_EHLO = 10,
+	DL_STAGE_BANNER = 12,
+	DL_STAGE_UNKNOWN = 22,
+};
+
+struct dl_queue;
+struct dl_conn;
+struct dl_thread;
+
+/* A recipient that failed permanently in this job, for its DSN. */
+struct dl_failure {
+	uint32_t rcpt; /* index into msg->rcpts */
+	unsigned code;
+	char enhanced[16];
+	char *text; /* owned */
+	char ip[64];
+};
+
+/* One message's recipients for one domain; also the event that carries them. */
+struct dl_job {
+	struct sl_event ev; /* SL_EV_DELIVER_JOB when it travels between threads */
+	unsigned magic;
+	struct sl_msg *msg; /* a reference */
+	uint32_t *rcpt_idx; /* owned: indices into msg->rcpts */
+	size_t rcpt_cnt;
+	char *domain;             /* owned, lower case */
+	unsigned retries;         /* attempts that ended transiently */
+	uint64_t next_attempt_ms; /* wall clock (ms) when it may go again */
+	bool is_bounce;           /* a DSN we made: never bounced itself */
+	bool is_dropped;          /* Blackhole = internal: failures get no DSN */
+	struct dl_failure *fail;  /* owned: permanent failures waiting for the DSN */
+	size_t fail_cnt;
+	/* queue links (owner: the queue) */
+	struct dl_queue *q;
+	struct dl_job *next, *prev;
+	size_t heap_pos; /* in the thread's delay heap; SIZE_MAX when not delayed */
+};
+
+/* One target of a queue: an exchanger, gateway or route, and its addresses. */
+struct dl_target {
+	char *host; /* owned */
+	uint16_t pref;
+	uint16_t port;                  /* 0: the default for the delivery method */
+	struct sockaddr_storage *addrs; /* owned, port set */
+	size_t addr_cnt;
+};
+
+struct dl_queue {
+	struct sl_hnode node; /* key: "binding\0domain" */
+	unsigned magic;
+	struct dl_thread *dt;
+	char *key; /* owned */
+	size_t key_len;
+	char *binding; /* points into key */
+	char *domain;  /* points into key */
+	/* jobs */
+	struct dl_job *active_head, *active_tail;
+	size_t active_cnt;
+	size_t delayed_cnt;
+	size_t inflight_cnt; /* jobs in a transaction now */
+	/* routes */
+	enum { DL_ROUTE_NONE, DL_ROUTE_PENDING, DL_ROUTE_OK, DL_ROUTE_FAILED } route_state;
+	enum sl_dns_status route_status;
+	char route_why[192];
+	struct dl_target *targets; /* owned, in preference order */
+	size_t target_cnt;
+	size_t next_target;        /* round robin among equal preferences */
+	uint64_t route_expires_ms; /* loop time */
+	uint64_t route_gen;        /* configuration generation the routes were made for */
+	unsigned pending_lookups;
+	/* connections */
+	struct dl_conn *conns; /* list of this queue's connections */
+	unsigned conn_cnt;
+	unsigned connecting_cnt;
+	/* failures */
+	unsigned consecutive_failures;
+	uint64_t first_failure_ms; /* wall clock of the first of the current run of failures */
+	bool is_closing;
+};
+
+struct dl_conn {
+	unsigned magic;
+	struct dl_queue *q;
+	struct dl_conn *next, *prev; /* in q->conns */
+	uv_tcp_t tcp;
+	uv_connect_t creq;
+	uv_write_t wreq;
+	uv_timer_t timer;
+	int handles_open;
+	struct sockaddr_storage addr;
+	char ip[64]; /* the peer, for logs */
+	char host[256];
+	struct sl_smtp_client *smtp;
+	struct sl_buf in;
+	struct sl_buf out;
+	struct sl_buf wbuf;     /* the write in flight */
+	struct iovec *body_iov; /* owned array while content is written */
+	size_t body_iov_cnt;
+	bool is_connected;
+	bool is_writing;
+	bool is_closing;
+	bool is_idle;
+	bool is_body;           /* a content write is in flight */
+	bool is_body_wanted;    /* the content waits for the commands' write */
+	struct dl_job *job;     /* the transaction in progress (owned while here) */
+	const char **rcpt_ptrs; /* owned: addresses for the client's txn */
+	struct sl_smtp_client_txn txn;
+	unsigned deliveries;
+	uint64_t started_ms;
+};
+
+/* A min-heap of delayed jobs by next_attempt_ms. */
+struct dl_heap {
+	struct dl_job **v; /* owned array */
+	size_t cnt;
+	size_t cap;
+};
+
+struct dl_thread {
+	unsigned magic;
+	struct sl_thread *t;
+	uv_loop_t *loop;
+	struct sl_htable queues;    /* struct dl_queue */
+	struct sl_htable hostfails; /* struct dl_hostfail: addresses left alone for a while */
+	struct dl_heap delayed;
+	uv_timer_t delay_timer;
+	uv_timer_t tick_timer;  /* periodic: refresh the configuration */
+	uv_timer_t sched_timer; /* periodic: rerun queues held by limits or suspension */
+	struct sl_dns *dns;
+	struct sl_conf_snapshot *snap; /* a reference, refreshed on every tick */
+	char hostname[256];
+	struct sl_stage *spool;
+	struct sl_stage *deliver;
+	bool is_stopping;
+	bool dns_open;      /* until sl_dns_close says it is done */
+	unsigned conn_open; /* connections not yet freed, all queues */
+};
+
+/* ---- deliver.c: messages, outcomes, logs, bounces */
+
+/* The thread that owns (binding, domain): the same answer on every thread. */
+unsigned dl_owner(const char *binding, const char *domain, unsigned thread_cnt);
+/* A recipient reached a final or transient outcome (logs, spool progress, bounces). */
+void dl_outcome(struct dl_thread *dt, struct dl_job *job, size_t i, unsigned code,
+		const char *enhanced, const char *text, const char *ip, enum dl_stage_code stage,
+		bool is_permanent, bool is_delivered);
+/* The job's transaction is over: free it if every recipient is final, else delay it. */
+void dl_job_settle(struct dl_thread *dt, struct dl_job *job);
+void dl_job_free(struct dl_job *job);
+/* Current time in ms (wall clock, for retries and expiry). */
+uint64_t dl_now_ms(void);
+
+/* ---- deliver_sched.c: queues, routes, retries */
+
+struct dl_queue *dl_queue_get(struct dl_thread *dt, const char *binding, const char *domain);
+/* A job arrives (new, recovered or due again): queue it and run the queue. */
+void dl_queue_add(struct dl_thread *dt, struct dl_job *job);
+/* Try to make progress on `q`: routes, connections, hand jobs to idle connections. */
+void dl_queue_run(struct dl_queue *q);
+/* Put a job back for a later attempt (retry_interval with back-off). */
+void dl_job_delay(struct dl_thread *dt, struct dl_job *job);
+/* The next active job of q for a connection, or NULL. */
+struct dl_job *dl_queue_take(struct dl_queue *q);
+/* A connection to target address `ip` failed: remember it (host_failure_retry). */
+void dl_queue_conn_failed(struct dl_queue *q, const struct sockaddr_storage *addr, bool is_timeout);
+/* A connection succeeded: reset the failure counters. */
+void dl_queue_conn_ok(struct dl_queue *q);
+void dl_sched_init(struct dl_thread *dt);
+void dl_sched_fini(struct dl_thread *dt);
+/* Option value for a queue (binding, domain) and optional host. */
+const union sl_conf_val *dl_opt(const struct dl_queue *q, enum sl_opt opt, const char *host);
+
+/* ---- deliver_conn.c: outbound connections */
+
+/*
+ * Open a new connection of q to `addr` (port set), using the outbound
+ * connection slot the caller took (dl_shape_conn_take): the connection
+ * gives it back when it is freed, also when opening fails.  0 or -errno.
+ */
+int dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char *host);
+/* Give an idle connection the next job of its queue, or start its idle timer. */
+void dl_conn_feed(struct dl_conn *c);
+/* Close (QUIT when possible); jobs in flight go back to the queue. */
+void dl_conn_close(struct dl_conn *c, bool is_graceful);
+
+/* ---- deliver_shape.c: limits shared between threads */
+
+/* Take one outbound connection slot (server_max_outbound_connections); false: none left. */
+bool dl_shape_conn_take(const struct sl_conf_snapshot *s);
+void dl_shape_conn_release(void);
+unsigned dl_shape_conn_cnt(void);
+/*
+ * Rate limits (Outbound_Throttle_Messages/_Connections): 0 if an event may
+ * happen now (and counts it), else the ms to wait.  `v` identifies the
+ * bucket: the setting's value in the snapshot, so a throttle set on a
+ * binding group is one bucket for all its bindings.
+ */
+uint64_t dl_shape_throttle(const struct sl_conf_snapshot *s, const union sl_conf_val *v,
+			   uint64_t now_ms);
+
+#endif /* SL_STAGES_DELIVER_INT_H */

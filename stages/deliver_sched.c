@@ -1,0 +1,861 @@
+/*
+ * stages/deliver_sched.c - the scheduler of one delivery thread: queues,
+ * routes, connection allocation, retries.
+ *
+ * A queue is one (binding, domain).  Its jobs are active (ready to go) or
+ * delayed (in the thread's heap until their next attempt).  Running a queue
+ * means: know where to send (Gateway, Routes, or the domain's MX records,
+ * resolved with c-ares and kept for their TTL), hand active jobs to idle
+ * connections, and open new connections while the limits allow:
+ * Max_Outbound_Connections for the queue (or the Host scope for one MX),
+ * Server_Max_Outbound_Connections for the whole node, the connection
+ * throttle, and Connection_Allocation_Aggressiveness (normal opens one
+ * more connection for every few waiting jobs, high opens as many as
+ * there are jobs).  An address that failed is left alone for
+ * Host_Failure_Retry seconds; when every address of a queue has failed
+ * MX_Failures_To_Delay times in a row, or failures have gone on for
+ * Connect_Timeout_To_Delay seconds, the queue's active jobs are delayed.
+ * A delayed job waits Retry_Interval seconds, doubled after each failed
+ * attempt (never beyond Message_Expiration).
+ *
+ * Threads: the owning delivery loop thread only.  Parses configuration
+ * values (Gateway, Routes) and DNS results (through deliver_dns.c).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "conf/conf_acl.h"
+#include "engine/alloc.h"
+#include "engine/assert.h"
+#include "engine/log.h"
+#include "stages/deliver_int.h"
+
+/* Stop opening connections in one run after this many (the next run continues). */
+#define DL_OPEN_PER_RUN  16
+/* Longest wait between attempts, whatever the back-off says. */
+#define DL_RETRY_MAX_S   (12 * 3600)
+/* A queue with nothing in it is freed after this long. */
+#define DL_QUEUE_IDLE_MS (300 * 1000)
+
+/* ------------------------------------------------------------ options */
+
+const union sl_conf_val *
+dl_opt(const struct dl_queue *q, enum sl_opt opt, const char *host)
+{
+	struct sl_conf_where w = { q->binding, q->domain, host };
+
+	return sl_conf_eval(q->dt->snap, opt, &w);
+}
+
+static int64_t
+dl_opt_int(const struct dl_queue *q, enum sl_opt opt, int64_t dflt)
+{
+	const union sl_conf_val *v = dl_opt(q, opt, NULL);
+
+	return v ? v->i : dflt;
+}
+
+static bool
+dl_opt_bool(const struct dl_queue *q, enum sl_opt opt)
+{
+	const union sl_conf_val *v = dl_opt(q, opt, NULL);
+
+	return v != NULL && v->b;
+}
+
+/* ------------------------------------------------------------ the delay heap */
+
+static void
+heap_swap(struct dl_heap *h, size_t a, size_t b)
+{
+	struct dl_job *t = h->v[a];
+
+	h->v[a] = h->v[b];
+	h->v[b] = t;
+	h->v[a]->heap_pos = a;
+	h->v[b]->heap_pos = b;
+}
+
+static void
+heap_up(struct dl_heap *h, size_t i)
+{
+	while (i > 0 && h->v[(i - 1) / 2]->next_attempt_ms > h->v[i]->next_attempt_ms) {
+		heap_swap(h, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+heap_down(struct dl_heap *h, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < h->cnt && h->v[l]->next_attempt_ms < h->v[m]->next_attempt_ms)
+			m = l;
+		if (r < h->cnt && h->v[r]->next_attempt_ms < h->v[m]->next_attempt_ms)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(h, i, m);
+		i = m;
+	}
+}
+
+static void
+heap_push(struct dl_heap *h, struct dl_job *job)
+{
+	if (h->cnt == h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 64;
+		h->v = sl_reallocarray(h->v, h->cap, sizeof(*h->v));
+	}
+	h->v[h->cnt] = job;
+	job->heap_pos = h->cnt++;
+	heap_up(h, job->heap_pos);
+}
+
+static struct dl_job *
+heap_pop(struct dl_heap *h)
+{
+	struct dl_job *top = h->v[0];
+
+	heap_swap(h, 0, h->cnt - 1);
+	h->cnt--;
+	if (h->cnt > 0)
+		heap_down(h, 0);
+	top->heap_pos = SIZE_MAX;
+	return top;
+}
+
+static void dl_delay_arm(struct dl_thread *dt);
+
+static void
+dl_delay_cb(uv_timer_t *t)
+{
+	struct dl_thread *dt = t->data;
+	uint64_t now = dl_now_ms();
+
+	while (dt->delayed.cnt > 0 && dt->delayed.v[0]->next_attempt_ms <= now) {
+		struct dl_job *job = heap_pop(&dt->delayed);
+
+		job->q->delayed_cnt--;
+		dl_queue_add(dt, job);
+	}
+	dl_delay_arm(dt);
+}
+
+static void
+dl_delay_arm(struct dl_thread *dt)
+{
+	uint64_t now, wait;
+
+	if (dt->delayed.cnt == 0 || dt->is_stopping) {
+		uv_timer_stop(&dt->delay_timer);
+		return;
+	}
+	now = dl_now_ms();
+	wait = dt->delayed.v[0]->next_attempt_ms > now ? dt->delayed.v[0]->next_attempt_ms - now
+						       : 0;
+	uv_timer_start(&dt->delay_timer, dl_delay_cb, wait, 0);
+}
+
+/* ------------------------------------------------------------ queues */
+
+struct dl_queue *
+dl_queue_get(struct dl_thread *dt, const char *binding, const char *domain)
+{
+	size_t blen = strlen(binding), dlen = strlen(domain);
+	char *key = sl_malloc(blen + 1 + dlen + 1);
+	struct sl_hnode *n;
+	struct dl_queue *q;
+
+	memcpy(key, binding, blen + 1);
+	memcpy(key + blen + 1, domain, dlen + 1);
+	n = sl_htable_find(&dt->queues, key, blen + 1 + dlen);
+	if (n != NULL) {
+		sl_free(key);
+		return (struct dl_queue *)n;
+	}
+	q = SL_NEW(q);
+	q->magic = DL_QUEUE_MAGIC;
+	q->dt = dt;
+	q->key = key;
+	q->key_len = blen + 1 + dlen;
+	q->binding = key;
+	q->domain = key + blen + 1;
+	q->node.key = key;
+	q->node.key_len = q->key_len;
+	sl_htable_insert(&dt->queues, &q->node);
+	return q;
+}
+
+static void
+dl_targets_free(struct dl_queue *q)
+{
+	for (size_t i = 0; i < q->target_cnt; i++) {
+		sl_free(q->targets[i].host);
+		sl_free(q->targets[i].addrs);
+	}
+	sl_free(q->targets);
+	q->targets = NULL;
+	q->target_cnt = 0;
+	q->next_target = 0;
+}
+
+static void
+dl_active_push(struct dl_queue *q, struct dl_job *job)
+{
+	job->q = q;
+	job->next = NULL;
+	job->prev = q->active_tail;
+	if (q->active_tail != NULL)
+		q->active_tail->next = job;
+	else
+		q->active_head = job;
+	q->active_tail = job;
+	q->active_cnt++;
+}
+
+struct dl_job *
+dl_queue_take(struct dl_queue *q)
+{
+	struct dl_job *job = q->active_head;
+
+	if (job == NULL)
+		return NULL;
+	q->active_head = job->next;
+	if (q->active_head != NULL)
+		q->active_head->prev = NULL;
+	else
+		q->active_tail = NULL;
+	job->next = job->prev = NULL;
+	q->active_cnt--;
+	q->inflight_cnt++;
+	return job;
+}
+
+void
+dl_queue_add(struct dl_thread *dt, struct dl_job *job)
+{
+	struct dl_queue *q = dl_queue_get(dt, job->msg->binding, job->domain);
+
+	dl_active_push(q, job);
+	dl_queue_run(q);
+}
+
+void
+dl_job_delay(struct dl_thread *dt, struct dl_job *job)
+{
+	struct dl_queue *q = job->q;
+	int64_t base = dl_opt_int(q, SL_OPT_RETRY_INTERVAL, 1200);
+	int64_t expire = dl_opt_int(q, SL_OPT_MESSAGE_EXPIRATION, 86400);
+	uint64_t wait_s;
+	unsigned shift;
+
+	job->retries++;
+	/* Retry_Interval, doubled after each failed attempt (Momentum's back-off). */
+	shift = job->retries > 16 ? 16 : job->retries - 1;
+	wait_s = (uint64_t)(base > 0 ? base : 1) << shift;
+	if (wait_s > DL_RETRY_MAX_S)
+		wait_s = DL_RETRY_MAX_S;
+	if (expire > 0) {
+		uint64_t age = (uint64_t)(time(NULL) - job->msg->received);
+		uint64_t left = (uint64_t)expire > age ? (uint64_t)expire - age : 0;
+
+		/* Come back in time to expire it, not long after. */
+		if (wait_s > left)
+			wait_s = left > 0 ? left : 1;
+	}
+	job->next_attempt_ms = dl_now_ms() + wait_s * 1000;
+	job->q = q;
+	q->delayed_cnt++;
+	heap_push(&dt->delayed, job);
+	if (job->heap_pos == 0)
+		dl_delay_arm(dt);
+}
+
+/* Every active job of q ends this attempt transiently (T lines) and waits. */
+static void
+dl_queue_delay_all(struct dl_queue *q, unsigned code, const char *enhanced, const char *why,
+		   const char *ip, enum dl_stage_code stage)
+{
+	struct dl_job *job;
+
+	while ((job = dl_queue_take(q)) != NULL) {
+		q->inflight_cnt--;
+		for (size_t i = 0; i < job->rcpt_cnt; i++)
+			dl_outcome(q->dt, job, i, code, enhanced, why, ip, stage, false, false);
+		dl_job_settle(q->dt, job);
+	}
+	q->consecutive_failures = 0;
+	q->first_failure_ms = 0;
+}
+
+/* Every active job of q fails for good (P lines, bounces). */
+static void
+dl_queue_fail_all(struct dl_queue *q, unsigned code, const char *enhanced, const char *why)
+{
+	struct dl_job *job;
+
+	while ((job = dl_queue_take(q)) != NULL) {
+		q->inflight_cnt--;
+		for (size_t i = 0; i < job->rcpt_cnt; i++)
+			dl_outcome(q->dt, job, i, code, enhanced, why, "", DL_STAGE_NOT_CONNECTED,
+				   true, false);
+		dl_job_settle(q->dt, job);
+	}
+}
+
+/* ------------------------------------------------------------ host failures */
+
+/* Addresses that failed, and until when they are left alone (per thread). */
+struct dl_hostfail {
+	struct sl_hnode node;
+	char key[64];
+	uint64_t until_ms;
+};
+
+static void
+dl_addr_key(const struct sockaddr_storage *a, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (a->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in *)a)->sin_port);
+	} else if (a->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
+	}
+	snprintf(buf, len, "%s/%u", ip, port);
+}
+
+static struct dl_hostfail *
+dl_hostfail_find(struct dl_thread *dt, const struct sockaddr_storage *a)
+{
+	char key[64];
+
+	dl_addr_key(a, key, sizeof(key));
+	return (struct dl_hostfail *)sl_htable_find(&dt->hostfails, key, strlen(key));
+}
+
+static bool
+dl_addr_usable(struct dl_thread *dt, const struct sockaddr_storage *a, uint64_t now)
+{
+	struct dl_hostfail *f = dl_hostfail_find(dt, a);
+
+	return f == NULL || f->until_ms <= now;
+}
+
+void
+dl_queue_conn_failed(struct dl_queue *q, const struct sockaddr_storage *addr, bool is_timeout)
+{
+	struct dl_thread *dt = q->dt;
+	struct dl_hostfail *f = dl_hostfail_find(dt, addr);
+	uint64_t now = dl_now_ms();
+	int64_t retry = dl_opt_int(q, SL_OPT_HOST_FAILURE_RETRY, 120);
+	int64_t to_delay = dl_opt_int(q, SL_OPT_MX_FAILURES_TO_DELAY, 50);
+	int64_t time_to_delay = dl_opt_int(q, SL_OPT_CONNECT_TIMEOUT_TO_DELAY, 900);
+
+	if (f == NULL) {
+		f = SL_NEW(f);
+		dl_addr_key(addr, f->key, sizeof(f->key));
+		f->node.key = f->key;
+		f->node.key_len = strlen(f->key);
+		sl_htable_insert(&dt->hostfails, &f->node);
+	}
+	f->until_ms = now + (uint64_t)(retry > 0 ? retry : 0) * 1000;
+	if (q->consecutive_failures++ == 0)
+		q->first_failure_ms = now;
+	/*
+	 * MX_Failures_To_Delay failures in a row for every target, or failing
+	 * for longer than Connect_Timeout_To_Delay: the destination is down.
+	 */
+	if ((to_delay > 0 &&
+	     q->consecutive_failures >= (uint64_t)to_delay * (q->target_cnt ? q->target_cnt : 1)) ||
+	    (is_timeout && time_to_delay > 0 &&
+	     now - q->first_failure_ms >= (uint64_t)time_to_delay * 1000))
+		dl_queue_delay_all(q, 451, "4.4.1", "no adequate servers (all failed)", "",
+				   DL_STAGE_NOT_CONNECTED);
+}
+
+void
+dl_queue_conn_ok(struct dl_queue *q)
+{
+	q->consecutive_failures = 0;
+	q->first_failure_ms = 0;
+}
+
+/* ------------------------------------------------------------ routes */
+
+/* The port deliveries of q use unless a route says otherwise. */
+static uint16_t
+dl_default_port(const struct dl_queue *q)
+{
+	const union sl_conf_val *method = dl_opt(q, SL_OPT_DELIVERY_METHOD, NULL);
+
+	if (method != NULL && strcasecmp(method->s, "LMTP") == 0)
+		return (uint16_t)dl_opt_int(q, SL_OPT_LMTP_PORT, 24);
+	return (uint16_t)dl_opt_int(q, SL_OPT_REMOTE_SMTP_PORT, 25);
+}
+
+static bool
+dl_prohibited(const struct dl_queue *q, const struct sockaddr_storage *a)
+{
+	const union sl_conf_val *v = dl_opt(q, SL_OPT_PROHIBITED_HOSTS, NULL);
+
+	for (size_t i = 0; v != NULL && i < v->list.cnt; i++) {
+		struct sl_cidr c;
+		char why[96];
+
+		if (sl_cidr_parse(v->list.v[i], &c, why, sizeof(why)) == 0 &&
+		    sl_cidr_match(&c, (const struct sockaddr *)a))
+			return true;
+	}
+	return false;
+}
+
+/* Add a target with the usable addresses of DNS host `h` (or literal addresses). */
+static void
+dl_target_add(struct dl_queue *q, const char *host, uint16_t pref, uint16_t port,
+	      const struct sockaddr_storage *addrs, size_t addr_cnt)
+{
+	struct dl_target *t;
+
+	q->targets = sl_reallocarray(q->targets, q->target_cnt + 1, sizeof(*q->targets));
+	t = &q->targets[q->target_cnt++];
+	t->host = sl_strdup(host);
+	t->pref = pref;
+	t->port = port ? port : dl_default_port(q);
+	t->addrs = sl_calloc(addr_cnt ? addr_cnt : 1, sizeof(*t->addrs));
+	t->addr_cnt = 0;
+	for (size_t i = 0; i < addr_cnt; i++) {
+		struct sockaddr_storage a = addrs[i];
+
+		if (dl_prohibited(q, &a))
+			continue;
+		if (a.ss_family == AF_INET)
+			((struct sockaddr_in *)&a)->sin_port = htons(t->port);
+		else if (a.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&a)->sin6_port = htons(t->port);
+		else
+			continue;
+		t->addrs[t->addr_cnt++] = a;
+	}
+}
+
+static int
+dl_target_cmp(const void *x, const void *y)
+{
+	const struct dl_target *a = x, *b = y;
+
+	return (int)a->pref - (int)b->pref;
+}
+
+/* Every lookup is in: decide the queue's route state and run it. */
+static void
+dl_route_done(struct dl_queue *q)
+{
+	size_t usable = 0;
+
+	/* Stable order by preference (insertion sort: routes keep their list order). */
+	for (size_t i = 1; i < q->target_cnt; i++) {
+		struct dl_target t = q->targets[i];
+		size_t k = i;
+
+		for (; k > 0 && dl_target_cmp(&q->targets[k - 1], &t) > 0; k--)
+			q->targets[k] = q->targets[k - 1];
+		q->targets[k] = t;
+	}
+	for (size_t i = 0; i < q->target_cnt; i++)
+		usable += q->targets[i].addr_cnt;
+	if (usable > 0) {
+		q->route_status = SL_DNS_OK;
+	} else if (q->route_status == SL_DNS_OK) {
+		/* Lookups answered, but every address was prohibited or there was none. */
+		q->route_status = SL_DNS_NODATA;
+		snprintf(q->route_why, sizeof(q->route_why),
+			 "no usable address for %s (Prohibited_Hosts, or no A/AAAA record)",
+			 q->domain);
+	}
+	q->route_state = q->route_status == SL_DNS_OK ? DL_ROUTE_OK : DL_ROUTE_FAILED;
+	/* A transient failure is asked again soon; answers live for their TTL. */
+	if (q->route_status == SL_DNS_TEMPFAIL)
+		q->route_expires_ms = uv_now(q->dt->loop) + 5000;
+	dl_queue_run(q);
+}
+
+/* One lookup of a route: which queue, the preference and port its targets get. */
+struct dl_lookup {
+	struct dl_queue *q;
+	uint16_t pref;
+	uint16_t port;
+	bool is_dns_pref; /* MX lookups keep the DNS preferences */
+	uint32_t ttl_s;   /* Routes ttl=, 0: the DNS TTL */
+};
+
+/* Fold one lookup's outcome into the queue's: any success wins, then TEMPFAIL. */
+static void
+dl_route_status(struct dl_queue *q, enum sl_dns_status st, const char *why)
+{
+	if (q->route_status == SL_DNS_OK && q->target_cnt > 0)
+		return;
+	if (st == SL_DNS_OK || q->route_status == (enum sl_dns_status) - 1 ||
+	    st == SL_DNS_TEMPFAIL) {
+		q->route_status = st;
+		snprintf(q->route_why, sizeof(q->route_why), "%s", why ? why : "");
+	}
+}
+
+static void
+dl_lookup_cb(void *arg, struct sl_dns_result *r)
+{
+	struct dl_lookup *l = arg;
+	struct dl_queue *q = l->q;
+
+	SL_CHECK_OBJ(q, DL_QUEUE_MAGIC);
+	q->pending_lookups--;
+	if (!q->dt->is_stopping) {
+		uint64_t now = uv_now(q->dt->loop);
+		uint64_t expires = l->ttl_s ? now + (uint64_t)l->ttl_s * 1000 : r->expires_ms;
+
+		for (size_t i = 0; i < r->host_cnt; i++)
+			dl_target_add(q, r->hosts[i].name,
+				      l->is_dns_pref ? r->hosts[i].pref : l->pref, l->port,
+				      r->hosts[i].addrs, r->hosts[i].addr_cnt);
+		if (expires < q->route_expires_ms)
+			q->route_expires_ms = expires;
+		dl_route_status(q, r->status, r->why);
+		if (q->pending_lookups == 0)
+			dl_route_done(q);
+	}
+	sl_dns_result_put(r);
+	sl_free(l);
+}
+
+/* Resolve one route item (or the domain's MX when `route` is NULL). */
+static void
+dl_route_item(struct dl_queue *q, const struct sl_dns_route *route)
+{
+	struct dl_lookup *l = SL_NEW(l);
+
+	l->q = q;
+	q->pending_lookups++;
+	if (route == NULL || route->is_mx_of_domain) {
+		l->is_dns_pref = true;
+		l->port = route ? route->port : 0;
+		l->ttl_s = route && route->has_ttl ? route->ttl : 0;
+		sl_dns_mx(q->dt->dns, q->domain, dl_lookup_cb, l);
+		return;
+	}
+	l->pref = route->pref;
+	l->port = route->port;
+	l->ttl_s = route->has_ttl ? route->ttl : 0;
+	if (route->lookup == SL_DNS_ROUTE_MX) {
+		l->is_dns_pref = true;
+		sl_dns_mx(q->dt->dns, route->host, dl_lookup_cb, l);
+	} else {
+		/* Address literals are answered by the resolver without a query. */
+		sl_dns_host(q->dt->dns, route->host, dl_lookup_cb, l);
+	}
+}
+
+/*
+ * Work out where q's mail goes: Gateway (a smarthost), else Routes, else
+ * the domain's MX records.  Lookups run in parallel; dl_route_done runs
+ * the queue when the last one is in.
+ */
+static void
+dl_route(struct dl_queue *q)
+{
+	const union sl_conf_val *gw = dl_opt(q, SL_OPT_GATEWAY, NULL);
+	const union sl_conf_val *routes = dl_opt(q, SL_OPT_ROUTES, NULL);
+	struct sl_dns_route r;
+	char why[160];
+
+	dl_targets_free(q);
+	q->route_state = DL_ROUTE_PENDING;
+	q->route_gen = q->dt->snap->generation;
+	q->route_status = (enum sl_dns_status) - 1;
+	q->route_why[0] = '\0';
+	q->route_expires_ms = UINT64_MAX;
+	if (gw != NULL && gw->s != NULL && gw->s[0] != '\0') {
+		if (sl_dns_gateway_parse(gw->s, &r, why, sizeof(why)) != 0) {
+			sl_log_err("delivery to %s: Gateway %s: %s", q->domain, gw->s, why);
+			q->route_status = SL_DNS_TEMPFAIL;
+			snprintf(q->route_why, sizeof(q->route_why), "bad Gateway: %s", why);
+			dl_route_done(q);
+			return;
+		}
+		dl_route_item(q, &r);
+		return;
+	}
+	if (routes != NULL && routes->list.cnt > 0) {
+		struct sl_dns_route *v = sl_calloc(routes->list.cnt, sizeof(*v));
+
+		if (sl_dns_routes_parse(routes->list.v, routes->list.cnt, v, why, sizeof(why)) !=
+		    0) {
+			sl_log_err("delivery to %s: Routes: %s", q->domain, why);
+			q->route_status = SL_DNS_TEMPFAIL;
+			snprintf(q->route_why, sizeof(q->route_why), "bad Routes: %s", why);
+			sl_free(v);
+			dl_route_done(q);
+			return;
+		}
+		/* Count them all first: a cached answer could complete the set too early. */
+		q->pending_lookups++;
+		for (size_t i = 0; i < routes->list.cnt; i++)
+			dl_route_item(q, &v[i]);
+		sl_free(v);
+		if (--q->pending_lookups == 0)
+			dl_route_done(q);
+		return;
+	}
+	/* The domain's exchangers; the resolver handles [address] literals itself. */
+	dl_route_item(q, NULL);
+}
+
+/* ------------------------------------------------------------ running a queue */
+
+/* How many connections q may have now (queue limits and aggressiveness). */
+static unsigned
+dl_conn_wanted(const struct dl_queue *q)
+{
+	int64_t max = dl_opt_int(q, SL_OPT_MAX_OUTBOUND_CONNECTIONS, 32);
+	const union sl_conf_val *aggr =
+		dl_opt(q, SL_OPT_CONNECTION_ALLOCATION_AGGRESSIVENESS, NULL);
+	size_t waiting = q->active_cnt;
+	uint64_t want;
+
+	if (aggr != NULL && strcasecmp(aggr->s, "high") == 0)
+		want = waiting; /* as many as there are jobs, at once */
+	else
+		want = (waiting + 3) / 4; /* one more connection for every four waiting jobs */
+	want += q->inflight_cnt;
+	if (want == 0 && waiting > 0)
+		want = 1;
+	if (max >= 0 && want > (uint64_t)max)
+		want = (uint64_t)max;
+	return (unsigned)want;
+}
+
+/* The next address to connect to: lowest preference first, spread over equals. */
+static const struct sockaddr_storage *
+dl_next_addr(struct dl_queue *q, const char **host)
+{
+	uint64_t now = dl_now_ms();
+
+	for (size_t i = 0; i < q->target_cnt;) {
+		uint16_t pref = q->targets[i].pref;
+		size_t end = i, total = 0;
+
+		while (end < q->target_cnt && q->targets[end].pref == pref)
+			total += q->targets[end++].addr_cnt;
+		/* Round robin over every address of this preference. */
+		for (size_t tries = 0; tries < total; tries++) {
+			size_t k = q->next_target++ % total;
+
+			for (size_t t = i; t < end; t++) {
+				if (k < q->targets[t].addr_cnt) {
+					const struct sockaddr_storage *a = &q->targets[t].addrs[k];
+
+					if (dl_addr_usable(q->dt, a, now)) {
+						*host = q->targets[t].host;
+						return a;
+					}
+					break;
+				}
+				k -= q->targets[t].addr_cnt;
+			}
+		}
+		i = end;
+	}
+	return NULL;
+}
+
+void
+dl_queue_run(struct dl_queue *q)
+{
+	struct dl_thread *dt = q->dt;
+	unsigned opened = 0;
+
+	SL_CHECK_OBJ(q, DL_QUEUE_MAGIC);
+	if (dt->is_stopping || q->active_cnt == 0)
+		return;
+	if (dl_opt_bool(q, SL_OPT_SUSPEND_DELIVERY))
+		return; /* the jobs wait; the tick runs the queue again */
+	{
+		/*
+		 * Blackhole: "true"/"inline" refuse at RCPT (proto/validate.c) and fail
+		 * what is queued (with bounces); "internal" drops it, logged, no bounce.
+		 */
+		const union sl_conf_val *bh = dl_opt(q, SL_OPT_BLACKHOLE, NULL);
+
+		if (bh != NULL && strcasecmp(bh->s, "false") != 0) {
+			bool is_internal = strcasecmp(bh->s, "internal") == 0;
+			struct dl_job *job;
+
+			while ((job = dl_queue_take(q)) != NULL) {
+				q->inflight_cnt--;
+				for (size_t i = 0; i < job->rcpt_cnt; i++)
+					dl_outcome(dt, job, i, 550, "5.7.1", "blackholed", "",
+						   DL_STAGE_NOT_CONNECTED, true, false);
+				job->is_dropped = is_internal;
+				dl_job_settle(dt, job);
+			}
+			return;
+		}
+	}
+	if (q->route_state == DL_ROUTE_PENDING)
+		return;
+	if (q->route_state == DL_ROUTE_NONE || uv_now(dt->loop) >= q->route_expires_ms ||
+	    q->route_gen != dt->snap->generation) {
+		dl_route(q);
+		if (q->route_state == DL_ROUTE_PENDING)
+			return;
+	}
+	if (q->route_state == DL_ROUTE_FAILED) {
+		if (q->route_status == SL_DNS_TEMPFAIL)
+			dl_queue_delay_all(q, 451, "4.4.3", q->route_why, "",
+					   DL_STAGE_NOT_CONNECTED);
+		else
+			dl_queue_fail_all(q, 550,
+					  q->route_status == SL_DNS_NULL_MX ? "5.1.10" : "5.1.2",
+					  q->route_why);
+		return;
+	}
+	/* Idle connections first: they cost nothing to use. */
+	for (struct dl_conn *c = q->conns; c != NULL && q->active_cnt > 0; c = c->next)
+		if (c->is_idle)
+			dl_conn_feed(c);
+	while (q->active_cnt > 0 && q->conn_cnt < dl_conn_wanted(q) && opened < DL_OPEN_PER_RUN) {
+		const char *host = NULL;
+		const struct sockaddr_storage *a = dl_next_addr(q, &host);
+		const union sl_conf_val *thr =
+			dl_opt(q, SL_OPT_OUTBOUND_THROTTLE_CONNECTIONS, NULL);
+
+		if (a == NULL) {
+			if (q->conn_cnt == 0)
+				dl_queue_delay_all(
+					q, 451, "4.4.1",
+					"no adequate servers (every address failed recently)", "",
+					DL_STAGE_NOT_CONNECTED);
+			return;
+		}
+		if (thr != NULL && thr->thr.cnt > 0 &&
+		    dl_shape_throttle(dt->snap, thr, uv_now(dt->loop)) > 0)
+			return; /* throttled: the scheduler's tick comes back */
+		if (!dl_shape_conn_take(dt->snap))
+			return; /* Server_Max_Outbound_Connections: the tick comes back */
+		if (dl_conn_open(q, a, host) != 0) {
+			dl_queue_conn_failed(q, a, false);
+			continue;
+		}
+		opened++;
+	}
+}
+
+/* ------------------------------------------------------------ the thread's housekeeping */
+
+static void
+dl_tick_queue(struct sl_hnode *n, void *arg)
+{
+	struct dl_queue *q = (struct dl_queue *)n;
+
+	/* Suspended, throttled or short of connection slots: try again. */
+	if (q->active_cnt > 0)
+		dl_queue_run(q);
+}
+
+static void
+dl_sched_tick_cb(uv_timer_t *t)
+{
+	struct dl_thread *dt = t->data;
+
+	sl_htable_foreach(&dt->queues, dl_tick_queue, NULL);
+}
+
+void
+dl_sched_init(struct dl_thread *dt)
+{
+	uv_timer_init(dt->loop, &dt->delay_timer);
+	dt->delay_timer.data = dt;
+	uv_timer_init(dt->loop, &dt->sched_timer);
+	dt->sched_timer.data = dt;
+	uv_timer_start(&dt->sched_timer, dl_sched_tick_cb, 1000, 1000);
+}
+
+static void
+dl_free_hostfail(struct sl_hnode *n, void *arg)
+{
+	sl_free(n);
+}
+
+static void
+dl_close_queue(struct sl_hnode *n, void *arg)
+{
+	struct dl_queue *q = (struct dl_queue *)n;
+	struct dl_conn *c = q->conns;
+
+	while (c != NULL) {
+		struct dl_conn *next = c->next;
+
+		dl_conn_close(c, false);
+		c = next;
+	}
+}
+
+static void
+dl_free_queue(struct sl_hnode *n, void *arg)
+{
+	struct dl_queue *q = (struct dl_queue *)n;
+	struct dl_job *job = q->active_head;
+
+	/* Jobs still here stay in the spool; the next start delivers them. */
+	while (job != NULL) {
+		struct dl_job *next = job->next;
+
+		sl_msg_unref(job->msg);
+		dl_job_free(job);
+		job = next;
+	}
+	dl_targets_free(q);
+	q->magic = 0;
+	sl_free(q->key);
+	sl_free(q);
+}
+
+void
+dl_sched_fini(struct dl_thread *dt)
+{
+	uv_timer_stop(&dt->delay_timer);
+	uv_timer_stop(&dt->sched_timer);
+	uv_close((uv_handle_t *)&dt->delay_timer, NULL);
+	uv_close((uv_handle_t *)&dt->sched_timer, NULL);
+	sl_htable_foreach(&dt->queues, dl_close_queue, NULL);
+	/* Connections hand their jobs back as they close; their queues must outlive them. */
+	while (dt->conn_open > 0)
+		uv_run(dt->loop, UV_RUN_NOWAIT);
+	while (dt->delayed.cnt > 0) {
+		struct dl_job *job = heap_pop(&dt->delayed);
+
+		sl_msg_unref(job->msg);
+		dl_job_free(job);
+	}
+	sl_free(dt->delayed.v);
+	sl_htable_foreach(&dt->queues, dl_free_queue, NULL);
+	sl_htable_free(&dt->queues);
+	sl_htable_foreach(&dt->hostfails, dl_free_hostfail, NULL);
+	sl_htable_free(&dt->hostfails);
+}
