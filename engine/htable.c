@@ -91,9 +91,15 @@ sl_htable_remove(struct sl_htable *t, struct sl_hnode *n)
 void
 sl_htable_foreach(const struct sl_htable *t, void (*fn)(struct sl_hnode *n, void *arg), void *arg)
 {
-	for (size_t i = 0; i < t->bucket_cnt; i++)
-		for (struct sl_hnode *n = t->buckets[i]; n != NULL; n = n->next)
+	for (size_t i = 0; i < t->bucket_cnt; i++) {
+		struct sl_hnode *next;
+
+		/* Read the link first: fn may free the node. */
+		for (struct sl_hnode *n = t->buckets[i]; n != NULL; n = next) {
+			next = n->next;
 			fn(n, arg);
+		}
+	}
 }
 
 void

@@ -45,7 +45,8 @@ void sl_htable_insert(struct sl_htable *t, struct sl_hnode *n);
 /* Unlink `n` (it must be linked). */
 void sl_htable_remove(struct sl_htable *t, struct sl_hnode *n);
 
-/* Call fn for every record (fn may not insert or remove). */
+/* Call fn for every record; fn may free its own record (for teardown) but may
+ * not insert or remove others. */
 void sl_htable_foreach(const struct sl_htable *t, void (*fn)(struct sl_hnode *n, void *arg),
 		       void *arg);
 

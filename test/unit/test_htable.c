@@ -72,6 +72,35 @@ test_insert_find_remove(void **state)
 }
 
 static void
+free_fn(struct sl_hnode *n, void *arg)
+{
+	(*(int *)arg)++;
+	sl_free(n);
+}
+
+/* Teardown frees each record from inside foreach (as dl_sched_fini does);
+ * every record is visited once and none is read after it is freed (ASan). */
+static void
+test_foreach_free(void **state)
+{
+	struct sl_htable t = SL_HTABLE_INIT;
+	enum { N = 300 };
+	int visited = 0;
+
+	for (int i = 0; i < N; i++) {
+		struct rec *r = sl_calloc(1, sizeof(*r));
+		int len = snprintf(r->key, sizeof(r->key), "k%d", i);
+
+		r->node.key = r->key;
+		r->node.key_len = (size_t)len;
+		sl_htable_insert(&t, &r->node);
+	}
+	sl_htable_foreach(&t, free_fn, &visited);
+	assert_int_equal(visited, N);
+	sl_htable_free(&t);
+}
+
+static void
 test_hash_stable(void **state)
 {
 	/* FNV-1a 64 of "a" and of the empty string (published test vectors). */
@@ -84,6 +113,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_insert_find_remove),
+		cmocka_unit_test(test_foreach_free),
 		cmocka_unit_test(test_hash_stable),
 	};
 
