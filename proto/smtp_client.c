@@ -76,9 +76,10 @@ enum smtpc_step {
 /* One reply as events show it. */
 struct smtpc_reply {
 	unsigned code;
-	unsigned line_cnt; /* lines read so far; 0 between replies */
-	bool is_cut;       /* text went over SMTPC_MAX_TEXT */
-	char enhanced[16]; /* RFC 3463 code of the first line, or "" */
+	unsigned line_cnt;          /* lines read so far; 0 between replies */
+	bool is_cut;                /* text went over SMTPC_MAX_TEXT */
+	char enhanced[16];          /* RFC 3463 code of the first line, or "" */
+	enum sl_smtpc_wait answers; /* what the reply answered (a local one: MAIL) */
 	size_t text_len;
 	char text[SMTPC_MAX_TEXT + 1]; /* joined, control characters as spaces */
 };
@@ -191,6 +192,7 @@ smtpc_reply_set(struct smtpc_reply *r, unsigned code, const char *esc, const cha
 	r->code = code;
 	r->line_cnt = 0;
 	r->is_cut = false;
+	r->answers = SL_SMTPC_WAIT_MAIL;
 	strcpy(r->enhanced, esc);
 	memcpy(r->text, text, n + 1);
 	r->text_len = n;
@@ -237,6 +239,43 @@ smtpc_text_trim(struct smtpc_reply *r)
 	}
 }
 
+/* The reply the session reads next, by its state alone. */
+static enum sl_smtpc_wait
+smtpc_waiting(const struct sl_smtp_client *c)
+{
+	switch (c->state) {
+	case SMTPC_ST_GREETING:
+		return SL_SMTPC_WAIT_GREETING;
+	case SMTPC_ST_EHLO:
+	case SMTPC_ST_HELO:
+		return SL_SMTPC_WAIT_EHLO;
+	case SMTPC_ST_TXN:
+		switch (c->expect) {
+		case SMTPC_EX_RSET: /* part of starting the transaction */
+		case SMTPC_EX_MAIL:
+			return SL_SMTPC_WAIT_MAIL;
+		case SMTPC_EX_RCPT:
+			return SL_SMTPC_WAIT_RCPT;
+		case SMTPC_EX_DATA:
+			return SL_SMTPC_WAIT_DATA;
+		case SMTPC_EX_FINAL:
+		case SMTPC_EX_SWALLOW:
+			return SL_SMTPC_WAIT_BODY_END;
+		}
+		break;
+	case SMTPC_ST_RSET:
+		return SL_SMTPC_WAIT_RSET;
+	case SMTPC_ST_QUIT:
+		return SL_SMTPC_WAIT_QUIT;
+	case SMTPC_ST_READY:
+	case SMTPC_ST_BODY:
+	case SMTPC_ST_FAILED:
+	case SMTPC_ST_CLOSED:
+		break;
+	}
+	return SL_SMTPC_WAIT_NONE;
+}
+
 static void
 smtpc_ev_reply(struct sl_smtpc_ev *ev, enum sl_smtpc_ev_kind kind, const struct smtpc_reply *r)
 {
@@ -244,6 +283,7 @@ smtpc_ev_reply(struct sl_smtpc_ev *ev, enum sl_smtpc_ev_kind kind, const struct 
 	ev->code = r->code;
 	memcpy(ev->enhanced, r->enhanced, sizeof(ev->enhanced));
 	ev->text = r->text;
+	ev->answers = r->answers;
 }
 
 /* ------------------------------------------------------------ EHLO keywords */
@@ -349,6 +389,7 @@ smtpc_emit_all(struct sl_smtp_client *c, enum smtpc_rcpt_st st)
 static enum smtpc_step
 smtpc_fail_proto(struct sl_smtp_client *c, struct sl_smtpc_ev *ev, const char *why)
 {
+	ev->answers = smtpc_waiting(c);
 	c->state = SMTPC_ST_FAILED;
 	ev->kind = SL_SMTPC_EV_FAIL;
 	ev->code = 0;
@@ -670,6 +711,7 @@ smtpc_step_line(struct sl_smtp_client *c, const char *in, size_t in_len, size_t 
 	r->line_cnt = 0;
 	if (r->is_cut)
 		smtpc_text_trim(r);
+	r->answers = smtpc_waiting(c);
 	return smtpc_reply(c, ev, out);
 }
 
@@ -1003,37 +1045,7 @@ sl_smtp_client_waiting_for(const struct sl_smtp_client *c)
 	SL_CHECK_OBJ(c, SMTP_CLIENT_MAGIC);
 	if (c->is_emitting || c->is_done_pending || c->is_ready_pending || c->is_body_pending)
 		return SL_SMTPC_WAIT_NONE; /* events to hand out first */
-	switch (c->state) {
-	case SMTPC_ST_GREETING:
-		return SL_SMTPC_WAIT_GREETING;
-	case SMTPC_ST_EHLO:
-	case SMTPC_ST_HELO:
-		return SL_SMTPC_WAIT_EHLO;
-	case SMTPC_ST_TXN:
-		switch (c->expect) {
-		case SMTPC_EX_RSET: /* part of starting the transaction */
-		case SMTPC_EX_MAIL:
-			return SL_SMTPC_WAIT_MAIL;
-		case SMTPC_EX_RCPT:
-			return SL_SMTPC_WAIT_RCPT;
-		case SMTPC_EX_DATA:
-			return SL_SMTPC_WAIT_DATA;
-		case SMTPC_EX_FINAL:
-		case SMTPC_EX_SWALLOW:
-			return SL_SMTPC_WAIT_BODY_END;
-		}
-		break;
-	case SMTPC_ST_RSET:
-		return SL_SMTPC_WAIT_RSET;
-	case SMTPC_ST_QUIT:
-		return SL_SMTPC_WAIT_QUIT;
-	case SMTPC_ST_READY:
-	case SMTPC_ST_BODY:
-	case SMTPC_ST_FAILED:
-	case SMTPC_ST_CLOSED:
-		break;
-	}
-	return SL_SMTPC_WAIT_NONE;
+	return smtpc_waiting(c);
 }
 
 const struct sl_smtp_client_caps *

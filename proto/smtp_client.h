@@ -154,13 +154,15 @@ enum sl_smtpc_wait {
 
 struct sl_smtpc_ev {
 	enum sl_smtpc_ev_kind kind;
-	unsigned code;       /* reply code (0: protocol error, or DONE "no recipient accepted") */
-	char enhanced[16];   /* "5.1.1" when the reply carried one, else "" */
-	const char *text;    /* the reply text, lines joined with " "; NUL-terminated;
+	unsigned code;     /* reply code (0: protocol error, or DONE "no recipient accepted") */
+	char enhanced[16]; /* "5.1.1" when the reply carried one, else "" */
+	const char *text;  /* the reply text, lines joined with " "; NUL-terminated;
 				never NULL ("" for NONE/READY/BODY); in the client,
 				valid until the next call */
-	size_t rcpt_idx;     /* RCPT: index into txn.rcpts */
-	uint64_t bytes_sent; /* DONE: content octets (as stored, before stuffing) written
+	size_t rcpt_idx;   /* RCPT: index into txn.rcpts */
+	enum sl_smtpc_wait answers; /* RCPT, DONE, FAIL: which command the reply answered
+				       (a local refusal: MAIL); the stage of the logs */
+	uint64_t bytes_sent;        /* DONE: content octets (as stored, before stuffing) written
 				in this transaction; 0 when none was */
 };
 

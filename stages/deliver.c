@@ -37,13 +37,11 @@
 #include "engine/counter.h"
 #include "engine/log.h"
 #include "proto/bounce.h"
+#include "proto/binding.h"
 #include "proto/dsn.h"
 #include "stages/deliver_int.h"
 #include "stages/eclog.h"
 #include "stages/stages.h"
-
-/* Header bytes scanned for X-Binding: (it is added by the injector, near the top). */
-#define DL_HEADER_SCAN_MAX (64 * 1024)
 
 /* main -> each delivery thread: stop (sl_deliver_quiesce). */
 #define DL_EV_QUIESCE 0x300
@@ -74,101 +72,37 @@ dl_owner(const char *binding, const char *domain, unsigned thread_cnt)
 
 /* ------------------------------------------------------------ binding assignment */
 
-static const char *
-dl_context(const struct sl_msg *m, const char *key)
-{
-	for (size_t i = 0; i < m->context_cnt; i++)
-		if (strcasecmp(m->context[i].key, key) == 0)
-			return m->context[i].val;
-	return NULL;
-}
-
 /*
- * Find "X-Binding: name" in the header section of the client's content
- * (the first chunk); note where it is so delivery leaves it out.
+ * Binding (and its group) of a message arriving here.  It was chosen at
+ * reception (proto/binding.h) and spooled with the message; if it is no
+ * longer configured it leaves from "default".  The X-Binding: header is
+ * found again (also after a restart) so delivery leaves it out.
  */
-static char *
-dl_xbinding(struct sl_msg *m)
-{
-	const struct sl_msg_chunk *c = m->chunks;
-	const char *p, *end;
-
-	if (c == NULL)
-		return NULL;
-	p = c->data;
-	end = c->data + (c->len < DL_HEADER_SCAN_MAX ? c->len : DL_HEADER_SCAN_MAX);
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *next;
-
-		if (eol == NULL || p[0] == '\r' || p[0] == '\n')
-			break; /* the end of the header section (or of what we scan) */
-		next = eol + 1;
-		/* Take in folded continuation lines. */
-		while (next < end && (*next == ' ' || *next == '\t')) {
-			eol = memchr(next, '\n', (size_t)(end - next));
-			if (eol == NULL)
-				return NULL;
-			next = eol + 1;
-		}
-		if ((size_t)(next - p) > 10 && strncasecmp(p, "X-Binding:", 10) == 0) {
-			const char *v = p + 10, *ve = eol;
-
-			while (v < ve && (*v == ' ' || *v == '\t'))
-				v++;
-			while (ve > v && isspace((unsigned char)ve[-1]))
-				ve--;
-			m->skip_off = (uint64_t)(p - c->data);
-			m->skip_len = (uint64_t)(next - p);
-			return ve > v ? sl_strndup(v, (size_t)(ve - v)) : NULL;
-		}
-		p = next;
-	}
-	return NULL;
-}
-
-/* The binding whose Match_Domain lists the sender's domain, or NULL. */
-static const char *
-dl_match_domain(const struct sl_conf_snapshot *s, const char *sender)
-{
-	const char *at = strrchr(sender, '@');
-
-	if (at == NULL)
-		return NULL;
-	for (size_t i = 0; i < s->binding_cnt; i++) {
-		const struct sl_conf_setting *set =
-			sl_conf_settings_find(&s->bindings[i].set, SL_OPT_MATCH_DOMAIN);
-
-		if (set == NULL)
-			continue;
-		for (size_t k = 0; k < set->v.list.cnt; k++)
-			if (strcasecmp(set->v.list.v[k], at + 1) == 0)
-				return s->bindings[i].name;
-	}
-	return NULL;
-}
-
-/* Binding (and its group) of a new message: X-Binding:, context, Match_Domain. */
 static void
 dl_assign_binding(const struct sl_conf_snapshot *s, struct sl_msg *m)
 {
-	char *from_header = dl_xbinding(m);
-	const char *name = m->binding;
+	char header[SL_BINDING_NAME_MAX];
+	bool has_header =
+		m->chunks != NULL && sl_binding_header(m->chunks->data, m->chunks->len, header,
+						       sizeof(header), &m->skip_off, &m->skip_len);
 	const struct sl_conf_binding *b;
+	const char *unknown = NULL;
 
-	if (from_header != NULL) {
-		sl_msg_set_str(&m->binding, from_header);
-		name = m->binding;
+	if (m->binding == NULL) {
+		const char *ctx = NULL;
+
+		for (size_t i = 0; i < m->context_cnt; i++)
+			if (strcasecmp(m->context[i].key, "binding") == 0)
+				ctx = m->context[i].val;
+		b = sl_binding_choose(s, has_header ? header : NULL, ctx, m->sender, &unknown);
+	} else {
+		b = sl_conf_binding_find(s, m->binding);
+		if (b == NULL && strcasecmp(m->binding, "default") != 0)
+			unknown = m->binding;
 	}
-	sl_free(from_header);
-	if (name == NULL)
-		name = dl_context(m, "binding");
-	if (name == NULL)
-		name = dl_match_domain(s, m->sender);
-	b = name ? sl_conf_binding_find(s, name) : NULL;
-	if (name != NULL && b == NULL)
+	if (unknown != NULL)
 		sl_log_notice("message %s: binding \"%s\" is not configured; using default", m->qid,
-			      name);
+			      unknown);
 	sl_msg_set_str(&m->binding, b ? b->name : "default");
 	sl_msg_set_str(&m->binding_group, b && b->group ? b->group->name : "default");
 }
@@ -337,7 +271,11 @@ dl_bounce(struct dl_thread *dt, struct dl_job *job)
 			*p = '-';
 	memset(&dsn, 0, sizeof(dsn));
 	dsn.reporting_mta = host;
-	dsn.mailer_daemon = sl_conf_str(dt->snap, SL_OPT_MAILERDAEMON);
+	{
+		const union sl_conf_val *md = sl_conf_eval(dt->snap, SL_OPT_MAILERDAEMON, &w);
+
+		dsn.mailer_daemon = md != NULL ? md->s : NULL;
+	}
 	dsn.to = to;
 	dsn.unique_id = unique;
 	dsn.qid = m->qid;
@@ -379,9 +317,14 @@ dl_bounce(struct dl_thread *dt, struct dl_job *job)
 
 void
 dl_outcome(struct dl_thread *dt, struct dl_job *job, size_t i, unsigned code, const char *enhanced,
-	   const char *text, const char *ip, enum dl_stage_code stage, bool is_permanent,
-	   bool is_delivered)
+	   const char *text, const char *ip, enum dl_stage_code stage, enum dl_result result)
 {
+	static const enum sl_bounce_cause causes[] = {
+		[DL_FAILED] = SL_BOUNCE_CAUSE_REPLY,
+		[DL_FAILED_DNS] = SL_BOUNCE_CAUSE_DNS,
+		[DL_FAILED_TIMEOUT] = SL_BOUNCE_CAUSE_TIMEOUT,
+		[DL_FAILED_POLICY] = SL_BOUNCE_CAUSE_POLICY,
+	};
 	struct sl_msg *m = job->msg;
 	uint32_t r = job->rcpt_idx[i];
 	char response[1200];
@@ -389,7 +332,7 @@ dl_outcome(struct dl_thread *dt, struct dl_job *job, size_t i, unsigned code, co
 
 	snprintf(response, sizeof(response), "%u%s%s %s", code, enhanced && enhanced[0] ? " " : "",
 		 enhanced ? enhanced : "", text ? text : "");
-	if (is_delivered) {
+	if (result == DL_DELIVERED) {
 		m->rcpts[r].status = SL_RCPT_DELIVERED;
 		sl_eclog_outcome(m, SL_ECLOG_DELIVERED, job->domain, sl_msg_size(m) - m->skip_len,
 				 stage, job->retries, ip, response, now);
@@ -397,7 +340,7 @@ dl_outcome(struct dl_thread *dt, struct dl_job *job, size_t i, unsigned code, co
 		dl_progress(dt, m, r, SL_RCPT_DELIVERED);
 		return;
 	}
-	if (!is_permanent) {
+	if (result == DL_TRANSIENT) {
 		sl_eclog_outcome(m, SL_ECLOG_TRANSIENT, job->domain, 0, stage, job->retries, ip,
 				 response, now);
 		sl_counter_add(dl_ctr_transient, 1);
@@ -421,14 +364,11 @@ dl_outcome(struct dl_thread *dt, struct dl_job *job, size_t i, unsigned code, co
 			.stage = stage,
 			.class_code = sl_bounce_classify(
 				NULL,
-				&(struct sl_bounce_reply){
-					.text = response,
-					.code = code,
-					.enhanced = enhanced ? enhanced : "",
-					.domain = job->domain,
-					.cause = ip == NULL || ip[0] == '\0'
-							 ? SL_BOUNCE_CAUSE_DNS
-							 : SL_BOUNCE_CAUSE_REPLY },
+				&(struct sl_bounce_reply){ .text = response,
+							   .code = code,
+							   .enhanced = enhanced ? enhanced : "",
+							   .domain = job->domain,
+							   .cause = causes[result] },
 				NULL),
 			.size = sl_msg_size(m),
 			.ip = ip,
@@ -448,7 +388,8 @@ dl_outcome(struct dl_thread *dt, struct dl_job *job, size_t i, unsigned code, co
 		f->rcpt = r;
 		f->code = code;
 		snprintf(f->enhanced, sizeof(f->enhanced), "%s", enhanced ? enhanced : "");
-		f->text = sl_strdup(text ? text : "");
+		/* An SMTP diagnostic is the whole reply (RFC 3464 §2.3.6); ours is the text. */
+		f->text = sl_strdup(ip != NULL && ip[0] != '\0' ? response : text ? text : "");
 		snprintf(f->ip, sizeof(f->ip), "%s", ip ? ip : "");
 	}
 }
@@ -490,9 +431,12 @@ dl_job_expired(struct dl_thread *dt, const struct dl_job *job, char *why, size_t
 		snprintf(why, why_len, "exceeded max time without delivery (%" PRIu64 " s)", age_s);
 		return true;
 	}
-	/* "auto" and "none" leave it to Message_Expiration; a number caps the retries. */
-	if (max != NULL && max->iw.word == NULL && job->retries > (unsigned)max->iw.i) {
-		snprintf(why, why_len, "exceeded max retries (%u)", job->retries - 1);
+	/*
+	 * "auto" and "none" leave it to Message_Expiration; a number caps the
+	 * retries: the attempt that was retry number max_retries was the last.
+	 */
+	if (max != NULL && max->iw.word == NULL && job->retries >= (unsigned)max->iw.i) {
+		snprintf(why, why_len, "exceeded max retries (%u)", job->retries);
 		return true;
 	}
 	return false;
@@ -506,8 +450,8 @@ dl_job_settle(struct dl_thread *dt, struct dl_job *job)
 	if (!dl_job_compact(job) && dl_job_expired(dt, job, why, sizeof(why))) {
 		/* Give up on what is left: permanent failures with the reason. */
 		for (size_t i = 0; i < job->rcpt_cnt; i++)
-			dl_outcome(dt, job, i, 554, "5.4.7", why, "", DL_STAGE_UNKNOWN, true,
-				   false);
+			dl_outcome(dt, job, i, 554, "5.4.7", why, "", DL_STAGE_UNKNOWN,
+				   DL_FAILED_TIMEOUT);
 		dl_job_compact(job);
 	}
 	dl_job_bounce_and_forget(dt, job);

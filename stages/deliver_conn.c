@@ -91,11 +91,11 @@ dl_conn_timeout_ms(const struct dl_conn *c)
 	return v != NULL && v->i > 0 ? (uint64_t)v->i * 1000 : (c->is_idle ? 1 : 0);
 }
 
-/* The connection stage of Momentum's logs for what the client waits for. */
+/* The connection stage of Momentum's logs for a reply the client waits for (or had). */
 static enum dl_stage_code
-dl_conn_stage(const struct dl_conn *c)
+dl_stage_of(const struct dl_conn *c, enum sl_smtpc_wait w)
 {
-	switch (sl_smtp_client_waiting_for(c->smtp)) {
+	switch (w) {
 	case SL_SMTPC_WAIT_GREETING:
 		return DL_STAGE_BANNER;
 	case SL_SMTPC_WAIT_EHLO:
@@ -111,6 +111,13 @@ dl_conn_stage(const struct dl_conn *c)
 	default:
 		return c->is_connected ? DL_STAGE_IDLE : DL_STAGE_NOT_CONNECTED;
 	}
+}
+
+/* The stage for what the client waits for now. */
+static enum dl_stage_code
+dl_conn_stage(const struct dl_conn *c)
+{
+	return dl_stage_of(c, sl_smtp_client_waiting_for(c->smtp));
 }
 
 /* ------------------------------------------------------------ closing */
@@ -196,7 +203,8 @@ dl_conn_close(struct dl_conn *c, bool is_graceful)
  * (a connection or protocol failure), then waits for its next attempt.
  */
 static void
-dl_conn_job_fail(struct dl_conn *c, unsigned code, const char *enhanced, const char *text)
+dl_conn_job_fail(struct dl_conn *c, unsigned code, const char *enhanced, const char *text,
+		 enum dl_stage_code stage)
 {
 	struct dl_job *job = c->job;
 	struct dl_queue *q = c->q;
@@ -207,8 +215,7 @@ dl_conn_job_fail(struct dl_conn *c, unsigned code, const char *enhanced, const c
 	q->inflight_cnt--;
 	for (size_t i = 0; i < job->rcpt_cnt; i++)
 		if (job->msg->rcpts[job->rcpt_idx[i]].status == SL_RCPT_PENDING)
-			dl_outcome(q->dt, job, i, code, enhanced, text, c->ip, dl_conn_stage(c),
-				   false, false);
+			dl_outcome(q->dt, job, i, code, enhanced, text, c->ip, stage, DL_TRANSIENT);
 	dl_job_settle(q->dt, job);
 }
 
@@ -226,7 +233,8 @@ dl_conn_timer_cb(uv_timer_t *t)
 		return;
 	}
 	if (c->job != NULL)
-		dl_conn_job_fail(c, 451, "4.4.2", "timeout waiting for the server");
+		dl_conn_job_fail(c, 451, "4.4.2", "timeout waiting for the server",
+				 dl_conn_stage(c));
 	if (!c->is_connected || sl_smtp_client_waiting_for(c->smtp) == SL_SMTPC_WAIT_GREETING)
 		dl_queue_conn_failed(c->q, &c->addr, true);
 	dl_conn_close(c, false);
@@ -261,7 +269,7 @@ dl_conn_write_cb(uv_write_t *req, int status)
 	}
 	if (status < 0) {
 		if (c->job != NULL)
-			dl_conn_job_fail(c, 451, "4.4.2", uv_strerror(status));
+			dl_conn_job_fail(c, 451, "4.4.2", uv_strerror(status), dl_conn_stage(c));
 		dl_conn_close(c, false);
 		return;
 	}
@@ -291,7 +299,7 @@ dl_conn_flush(struct dl_conn *c)
 	if (rc < 0) {
 		c->is_writing = false;
 		if (c->job != NULL)
-			dl_conn_job_fail(c, 451, "4.4.2", uv_strerror(rc));
+			dl_conn_job_fail(c, 451, "4.4.2", uv_strerror(rc), dl_conn_stage(c));
 		dl_conn_close(c, false);
 	}
 }
@@ -380,7 +388,7 @@ dl_conn_body(struct dl_conn *c)
 	if (rc < 0) {
 		c->is_writing = false;
 		c->is_body = false;
-		dl_conn_job_fail(c, 451, "4.4.2", uv_strerror(rc));
+		dl_conn_job_fail(c, 451, "4.4.2", uv_strerror(rc), dl_conn_stage(c));
 		dl_conn_close(c, false);
 	}
 }
@@ -444,7 +452,10 @@ dl_conn_rcpt(struct dl_conn *c, const struct sl_smtpc_ev *ev)
 	if (job == NULL || ev->rcpt_idx >= job->rcpt_cnt)
 		return;
 	dl_outcome(c->q->dt, job, ev->rcpt_idx, ev->code, ev->enhanced, ev->text, c->ip,
-		   dl_conn_stage(c), ev->code >= 500, ev->code >= 200 && ev->code < 300);
+		   dl_stage_of(c, ev->answers),
+		   ev->code >= 200 && ev->code < 300 ? DL_DELIVERED
+		   : ev->code >= 500                 ? DL_FAILED
+						     : DL_TRANSIENT);
 }
 
 static void
@@ -464,7 +475,7 @@ static void
 dl_conn_fail(struct dl_conn *c, const struct sl_smtpc_ev *ev)
 {
 	bool is_reused_unanswered = c->deliveries > 0 && c->job != NULL && ev->code == 0 &&
-				    sl_smtp_client_waiting_for(c->smtp) == SL_SMTPC_WAIT_MAIL;
+				    ev->answers == SL_SMTPC_WAIT_MAIL;
 
 	if (is_reused_unanswered) {
 		/* The server closed a cached connection under us: not the message's fault. */
@@ -472,7 +483,8 @@ dl_conn_fail(struct dl_conn *c, const struct sl_smtpc_ev *ev)
 	} else if (c->job != NULL) {
 		dl_conn_job_fail(c, ev->code ? ev->code : 451,
 				 ev->enhanced[0] ? ev->enhanced : "4.4.2",
-				 ev->text && ev->text[0] ? ev->text : "connection failed");
+				 ev->text && ev->text[0] ? ev->text : "connection failed",
+				 dl_stage_of(c, ev->answers));
 	}
 	if (c->deliveries == 0)
 		dl_queue_conn_failed(c->q, &c->addr, false);
@@ -562,7 +574,8 @@ dl_conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 					  .code = 0,
 					  .text = nread == UV_EOF
 							  ? "connection closed by the server"
-							  : uv_strerror((int)nread) };
+							  : uv_strerror((int)nread),
+					  .answers = sl_smtp_client_waiting_for(c->smtp) };
 
 		dl_conn_fail(c, &ev);
 		return;

@@ -114,12 +114,15 @@ struct dl_queue {
 	enum { DL_ROUTE_NONE, DL_ROUTE_PENDING, DL_ROUTE_OK, DL_ROUTE_FAILED } route_state;
 	enum sl_dns_status route_status;
 	char route_why[192];
+	size_t route_prohibited;   /* addresses Prohibited_Hosts left out of this route */
 	struct dl_target *targets; /* owned, in preference order */
 	size_t target_cnt;
 	size_t next_target;        /* round robin among equal preferences */
 	uint64_t route_expires_ms; /* loop time */
 	uint64_t route_gen;        /* configuration generation the routes were made for */
 	unsigned pending_lookups;
+	unsigned mx_tempfails;  /* MX lookups in a row that failed transiently */
+	uint64_t idle_since_ms; /* loop time it became empty (for freeing it) */
 	/* connections */
 	struct dl_conn *conns; /* list of this queue's connections */
 	unsigned conn_cnt;
@@ -192,10 +195,19 @@ struct dl_thread {
 
 /* The thread that owns (binding, domain): the same answer on every thread. */
 unsigned dl_owner(const char *binding, const char *domain, unsigned thread_cnt);
+/* What became of a recipient, and for a failure what caused it (the bounce class). */
+enum dl_result {
+	DL_DELIVERED,
+	DL_TRANSIENT,      /* tried again later */
+	DL_FAILED,         /* a remote reply (or one shaped like it) failed it */
+	DL_FAILED_DNS,     /* the destination's DNS said no */
+	DL_FAILED_TIMEOUT, /* Message_Expiration or max_retries ran out */
+	DL_FAILED_POLICY,  /* our own configuration failed it (Blackhole, Prohibited_Hosts) */
+};
 /* A recipient reached a final or transient outcome (logs, spool progress, bounces). */
 void dl_outcome(struct dl_thread *dt, struct dl_job *job, size_t i, unsigned code,
 		const char *enhanced, const char *text, const char *ip, enum dl_stage_code stage,
-		bool is_permanent, bool is_delivered);
+		enum dl_result result);
 /* The job's transaction is over: free it if every recipient is final, else delay it. */
 void dl_job_settle(struct dl_thread *dt, struct dl_job *job);
 void dl_job_free(struct dl_job *job);
@@ -237,8 +249,12 @@ void dl_conn_close(struct dl_conn *c, bool is_graceful);
 
 /* ---- deliver_shape.c: limits shared between threads */
 
-/* Take one outbound connection slot (server_max_outbound_connections); false: none left. */
-bool dl_shape_conn_take(const struct sl_conf_snapshot *s);
+/*
+ * Take one outbound connection slot: Server_Max_Outbound_Connections, plus
+ * Server_Reserve_Outbound_Connections when `is_first` (the destination has
+ * no connection yet).  False: none left.
+ */
+bool dl_shape_conn_take(const struct sl_conf_snapshot *s, bool is_first);
 void dl_shape_conn_release(void);
 unsigned dl_shape_conn_cnt(void);
 /*

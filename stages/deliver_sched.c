@@ -294,7 +294,7 @@ dl_queue_delay_all(struct dl_queue *q, unsigned code, const char *enhanced, cons
 	while ((job = dl_queue_take(q)) != NULL) {
 		q->inflight_cnt--;
 		for (size_t i = 0; i < job->rcpt_cnt; i++)
-			dl_outcome(q->dt, job, i, code, enhanced, why, ip, stage, false, false);
+			dl_outcome(q->dt, job, i, code, enhanced, why, ip, stage, DL_TRANSIENT);
 		dl_job_settle(q->dt, job);
 	}
 	q->consecutive_failures = 0;
@@ -303,7 +303,8 @@ dl_queue_delay_all(struct dl_queue *q, unsigned code, const char *enhanced, cons
 
 /* Every active job of q fails for good (P lines, bounces). */
 static void
-dl_queue_fail_all(struct dl_queue *q, unsigned code, const char *enhanced, const char *why)
+dl_queue_fail_all(struct dl_queue *q, unsigned code, const char *enhanced, const char *why,
+		  enum dl_result result)
 {
 	struct dl_job *job;
 
@@ -311,7 +312,7 @@ dl_queue_fail_all(struct dl_queue *q, unsigned code, const char *enhanced, const
 		q->inflight_cnt--;
 		for (size_t i = 0; i < job->rcpt_cnt; i++)
 			dl_outcome(q->dt, job, i, code, enhanced, why, "", DL_STAGE_NOT_CONNECTED,
-				   true, false);
+				   result);
 		dl_job_settle(q->dt, job);
 	}
 }
@@ -443,8 +444,10 @@ dl_target_add(struct dl_queue *q, const char *host, uint16_t pref, uint16_t port
 	for (size_t i = 0; i < addr_cnt; i++) {
 		struct sockaddr_storage a = addrs[i];
 
-		if (dl_prohibited(q, &a))
+		if (dl_prohibited(q, &a)) {
+			q->route_prohibited++;
 			continue;
+		}
 		if (a.ss_family == AF_INET)
 			((struct sockaddr_in *)&a)->sin_port = htons(t->port);
 		else if (a.ss_family == AF_INET6)
@@ -485,9 +488,12 @@ dl_route_done(struct dl_queue *q)
 	} else if (q->route_status == SL_DNS_OK) {
 		/* Lookups answered, but every address was prohibited or there was none. */
 		q->route_status = SL_DNS_NODATA;
-		snprintf(q->route_why, sizeof(q->route_why),
-			 "no usable address for %s (Prohibited_Hosts, or no A/AAAA record)",
-			 q->domain);
+		if (q->route_prohibited > 0)
+			snprintf(q->route_why, sizeof(q->route_why),
+				 "every address for %s is in Prohibited_Hosts", q->domain);
+		else
+			snprintf(q->route_why, sizeof(q->route_why),
+				 "no usable address for %s (no A/AAAA record)", q->domain);
 	}
 	q->route_state = q->route_status == SL_DNS_OK ? DL_ROUTE_OK : DL_ROUTE_FAILED;
 	/* A transient failure is asked again soon; answers live for their TTL. */
@@ -503,6 +509,7 @@ struct dl_lookup {
 	uint16_t port;
 	bool is_dns_pref; /* MX lookups keep the DNS preferences */
 	uint32_t ttl_s;   /* Routes ttl=, 0: the DNS TTL */
+	bool is_mx;       /* the destination domain's own MX (counts mx_tempfails) */
 };
 
 /* Fold one lookup's outcome into the queue's: any success wins, then TEMPFAIL. */
@@ -536,6 +543,8 @@ dl_lookup_cb(void *arg, struct sl_dns_result *r)
 				      r->hosts[i].addrs, r->hosts[i].addr_cnt);
 		if (expires < q->route_expires_ms)
 			q->route_expires_ms = expires;
+		if (l->is_mx)
+			q->mx_tempfails = r->status == SL_DNS_TEMPFAIL ? q->mx_tempfails + 1 : 0;
 		dl_route_status(q, r->status, r->why);
 		if (q->pending_lookups == 0)
 			dl_route_done(q);
@@ -553,10 +562,17 @@ dl_route_item(struct dl_queue *q, const struct sl_dns_route *route)
 	l->q = q;
 	q->pending_lookups++;
 	if (route == NULL || route->is_mx_of_domain) {
+		int64_t fallback = dl_opt_int(q, SL_OPT_MX_FAILURES_FALLBACK_TO_A, 3);
+
 		l->is_dns_pref = true;
+		l->is_mx = true;
 		l->port = route ? route->port : 0;
 		l->ttl_s = route && route->has_ttl ? route->ttl : 0;
-		sl_dns_mx(q->dt->dns, q->domain, dl_lookup_cb, l);
+		/* MX_Failures_Fallback_To_A: after that many failed MX lookups, try A/AAAA. */
+		if (fallback > 0 && q->mx_tempfails >= (uint64_t)fallback)
+			sl_dns_host(q->dt->dns, q->domain, dl_lookup_cb, l);
+		else
+			sl_dns_mx(q->dt->dns, q->domain, dl_lookup_cb, l);
 		return;
 	}
 	l->pref = route->pref;
@@ -589,6 +605,7 @@ dl_route(struct dl_queue *q)
 	q->route_gen = q->dt->snap->generation;
 	q->route_status = (enum sl_dns_status) - 1;
 	q->route_why[0] = '\0';
+	q->route_prohibited = 0;
 	q->route_expires_ms = UINT64_MAX;
 	if (gw != NULL && gw->s != NULL && gw->s[0] != '\0') {
 		if (sl_dns_gateway_parse(gw->s, &r, why, sizeof(why)) != 0) {
@@ -710,7 +727,7 @@ dl_queue_run(struct dl_queue *q)
 				q->inflight_cnt--;
 				for (size_t i = 0; i < job->rcpt_cnt; i++)
 					dl_outcome(dt, job, i, 550, "5.7.1", "blackholed", "",
-						   DL_STAGE_NOT_CONNECTED, true, false);
+						   DL_STAGE_NOT_CONNECTED, DL_FAILED_POLICY);
 				job->is_dropped = is_internal;
 				dl_job_settle(dt, job);
 			}
@@ -729,10 +746,13 @@ dl_queue_run(struct dl_queue *q)
 		if (q->route_status == SL_DNS_TEMPFAIL)
 			dl_queue_delay_all(q, 451, "4.4.3", q->route_why, "",
 					   DL_STAGE_NOT_CONNECTED);
+		else if (q->route_status == SL_DNS_NULL_MX)
+			/* RFC 7505 section 3.2: a null MX is reported as 556 5.1.10. */
+			dl_queue_fail_all(q, 556, "5.1.10", q->route_why, DL_FAILED);
+		else if (q->route_prohibited > 0)
+			dl_queue_fail_all(q, 550, "5.4.4", q->route_why, DL_FAILED_POLICY);
 		else
-			dl_queue_fail_all(q, 550,
-					  q->route_status == SL_DNS_NULL_MX ? "5.1.10" : "5.1.2",
-					  q->route_why);
+			dl_queue_fail_all(q, 550, "5.1.2", q->route_why, DL_FAILED_DNS);
 		return;
 	}
 	/* Idle connections first: they cost nothing to use. */
@@ -756,7 +776,7 @@ dl_queue_run(struct dl_queue *q)
 		if (thr != NULL && thr->thr.cnt > 0 &&
 		    dl_shape_throttle(dt->snap, thr, uv_now(dt->loop)) > 0)
 			return; /* throttled: the scheduler's tick comes back */
-		if (!dl_shape_conn_take(dt->snap))
+		if (!dl_shape_conn_take(dt->snap, q->conn_cnt == 0))
 			return; /* Server_Max_Outbound_Connections: the tick comes back */
 		if (dl_conn_open(q, a, host) != 0) {
 			dl_queue_conn_failed(q, a, false);
@@ -768,22 +788,47 @@ dl_queue_run(struct dl_queue *q)
 
 /* ------------------------------------------------------------ the thread's housekeeping */
 
+struct dl_tick {
+	uint64_t now;
+	struct dl_queue **idle; /* queues to free after the walk */
+	size_t idle_cnt;
+};
+
 static void
 dl_tick_queue(struct sl_hnode *n, void *arg)
 {
 	struct dl_queue *q = (struct dl_queue *)n;
+	struct dl_tick *t = arg;
 
 	/* Suspended, throttled or short of connection slots: try again. */
 	if (q->active_cnt > 0)
 		dl_queue_run(q);
+	/* A queue with nothing left in it is forgotten after a while. */
+	if (q->active_cnt + q->delayed_cnt + q->inflight_cnt + q->conn_cnt + q->pending_lookups >
+	    0) {
+		q->idle_since_ms = 0;
+	} else if (q->idle_since_ms == 0) {
+		q->idle_since_ms = t->now;
+	} else if (t->now - q->idle_since_ms >= DL_QUEUE_IDLE_MS) {
+		t->idle = sl_reallocarray(t->idle, t->idle_cnt + 1, sizeof(*t->idle));
+		t->idle[t->idle_cnt++] = q;
+	}
 }
 
-static void
-dl_sched_tick_cb(uv_timer_t *t)
-{
-	struct dl_thread *dt = t->data;
+static void dl_free_queue(struct sl_hnode *n, void *arg);
 
-	sl_htable_foreach(&dt->queues, dl_tick_queue, NULL);
+static void
+dl_sched_tick_cb(uv_timer_t *timer)
+{
+	struct dl_thread *dt = timer->data;
+	struct dl_tick t = { .now = uv_now(dt->loop) };
+
+	sl_htable_foreach(&dt->queues, dl_tick_queue, &t);
+	for (size_t i = 0; i < t.idle_cnt; i++) {
+		sl_htable_remove(&dt->queues, &t.idle[i]->node);
+		dl_free_queue(&t.idle[i]->node, NULL);
+	}
+	sl_free(t.idle);
 }
 
 void

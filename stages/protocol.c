@@ -41,6 +41,8 @@
 #include "engine/assert.h"
 #include "engine/counter.h"
 #include "engine/log.h"
+#include "engine/throttle.h"
+#include "proto/binding.h"
 #include "proto/smtp_server.h"
 #include "proto/validate.h"
 #include "stages/eclog.h"
@@ -103,6 +105,8 @@ proto_has_prop(const struct proto_session *ss, const char *name)
 }
 
 static const union sl_conf_val *proto_rfc2822(const struct sl_conf_snapshot *s, enum sl_opt opt);
+static bool proto_throttled(struct proto_session *ss);
+static void proto_check(struct proto_session *ss, enum sl_validate_phase phase, const char *rcpt);
 
 static enum sl_smtp_bare_eol
 proto_bare_eol(const struct sl_conf_snapshot *s, enum sl_opt opt)
@@ -321,6 +325,8 @@ proto_arm(struct proto_session *ss)
 		uv_read_stop(&ss->h.stream);
 		ss->is_reading = false;
 	}
+	if (ss->is_throttled)
+		return; /* the timer waits for a throttle token */
 	ms = ss->is_waiting ? 0 : proto_timeout_ms(ss);
 	if (ms > 0)
 		uv_timer_start(&ss->timer, proto_timeout_cb, ms, 0);
@@ -424,6 +430,46 @@ proto_check(struct proto_session *ss, enum sl_validate_phase phase, const char *
 	proto_apply(ss, phase, &v, rcpt);
 }
 
+/* ------------------------------------------------------------ inbound throttle */
+
+static void
+proto_throttle_cb(uv_timer_t *timer)
+{
+	struct proto_session *ss = timer->data;
+
+	SL_CHECK_OBJ(ss, PROTO_SESSION_MAGIC);
+	ss->is_throttled = false;
+	if (proto_throttled(ss))
+		return; /* still no token: the timer is armed again */
+	ss->is_waiting = false;
+	proto_check(ss, SL_VPHASE_MAILFROM, NULL);
+	proto_drive(ss);
+}
+
+/*
+ * Inbound_Throttle_Messages: one token per message, shared by every
+ * session of the node.  Without a token the session waits (its MAIL is
+ * answered later) instead of being refused: the client just sees a slower
+ * server.  True when it must wait (the timer is set).
+ */
+static bool
+proto_throttled(struct proto_session *ss)
+{
+	const union sl_conf_val *v = sl_conf_global(ss->snap, SL_OPT_INBOUND_THROTTLE_MESSAGES);
+	uint64_t wait;
+
+	if (v == NULL || v->thr.cnt == 0)
+		return false;
+	wait = sl_throttle_take(v, ss->snap->generation, v->thr.cnt, v->thr.secs,
+				uv_now(ss->pt->loop));
+	if (wait == 0)
+		return false;
+	ss->is_waiting = true;
+	ss->is_throttled = true;
+	uv_timer_start(&ss->timer, proto_throttle_cb, wait, 0);
+	return true;
+}
+
 /* ------------------------------------------------------------ messages */
 
 static void
@@ -481,6 +527,28 @@ proto_headers(struct proto_session *ss, const struct sl_smtp_ev *ev)
 	return 0;
 }
 
+/* The binding the message will leave from (proto/binding.h), decided now so the R line names it. */
+static void
+proto_binding(struct proto_session *ss, struct sl_msg *m)
+{
+	char header[SL_BINDING_NAME_MAX];
+	uint64_t off, len;
+	const struct sl_conf_binding *b;
+	const char *unknown;
+	bool has_header =
+		m->chunks != NULL && sl_binding_header(m->chunks->data, m->chunks->len, header,
+						       sizeof(header), &off, &len);
+
+	b = sl_binding_choose(ss->snap, has_header ? header : NULL,
+			      proto_context_get(ss, "binding"), m->sender, &unknown);
+	if (unknown != NULL)
+		sl_log_notice("session %s: binding \"%s\" is not configured; the message from <%s> "
+			      "uses default",
+			      ss->id, unknown, m->sender);
+	sl_msg_set_str(&m->binding, b ? b->name : "default");
+	sl_msg_set_str(&m->binding_group, b && b->group ? b->group->name : "default");
+}
+
 /* A complete, well-formed message: add headers and send it to be validated and spooled. */
 static void
 proto_message(struct proto_session *ss, const struct sl_smtp_ev *ev)
@@ -507,6 +575,7 @@ proto_message(struct proto_session *ss, const struct sl_smtp_ev *ev)
 		ss->msg = NULL;
 		return;
 	}
+	proto_binding(ss, m);
 	if (!sl_validate_needs_pool(ss->snap, SL_VPHASE_DATA)) {
 		/* Every data-phase module is inline: check here, skip a hop. */
 		struct sl_validate_ctx ctx;
@@ -637,6 +706,8 @@ proto_event(struct proto_session *ss, struct sl_smtp_ev *ev)
 		snprintf(ss->msg->conn_id, sizeof(ss->msg->conn_id), "%s", ss->id);
 		ss->msg->is_8bitmime = ev->body == SL_SMTP_BODY_8BITMIME;
 		ss->msg->is_smtputf8 = ev->is_smtputf8;
+		if (proto_throttled(ss))
+			break; /* the MAIL answer waits for a token (Inbound_Throttle_Messages) */
 		proto_check(ss, SL_VPHASE_MAILFROM, NULL);
 		break;
 	case SL_SMTP_EV_RCPT:

@@ -83,6 +83,7 @@ struct proto_session {
 	bool is_writing;
 	bool is_closed;                /* uv_close called on the handles */
 	bool is_waiting;               /* a verdict or the spool's answer is outstanding */
+	bool is_throttled;             /* waiting for an Inbound_Throttle_Messages token */
 	struct sl_conf_snapshot *snap; /* owned reference */
 	struct sl_listener_rt *lrt;
 	struct sl_conf_acl_match acl;

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -45,6 +46,7 @@ _SANITIZER_RE = re.compile(r'WARNING: ThreadSanitizer|ERROR: AddressSanitizer|'
 _n = 0
 _failed = 0
 _daemons = []
+_peers = []      # receivers and servers of the delivery tests, stopped at the end
 _tmp_root = None
 
 
@@ -108,6 +110,8 @@ def done():
     for d in list(_daemons):
         if d.running():
             d.stop()
+    for p in list(_peers):
+        p.stop()
     print('1..%d' % _n)
     sys.stdout.flush()
     sys.exit(0 if _failed == 0 and _n > 0 else 1)
@@ -125,6 +129,11 @@ def status(reply, expected, name):
 def _cleanup():
     for d in list(_daemons):
         d.kill()
+    for p in list(_peers):
+        try:
+            p.stop()
+        except Exception:  # noqa: BLE001 (clean-up goes on whatever happened)
+            pass
     if _tmp_root and not os.environ.get('SL_TEST_KEEP'):
         shutil.rmtree(_tmp_root, ignore_errors=True)
 
@@ -226,6 +235,7 @@ ec_logger {{
   rejectlog = "log/rejectlog.ec"
   paniclog = "log/paniclog.ec"
   acctlog = "log/acctlog.ec"
+  bouncelog = "log/bouncelog.ec"
   heartbeat = 3600
 }}
 '''
@@ -432,6 +442,56 @@ class Sluiced:
         c.cmd('SYNC-REJECTLOG')
         c.close()
         return self.rejects_from(lport, timeout=DEADLINE)
+
+    def bouncelog(self):
+        return self._read('bouncelog.ec')
+
+    def outcomes(self, kinds='DTP', qid=None, domain=None):
+        """The mainlog's delivery lines (D, T, P) as Outcome objects, in order;
+        only those of `kinds`, of message `qid` and to `domain` when given."""
+        out = []
+        for ln in self.mainlog().splitlines():
+            o = Outcome.parse(ln)
+            if o is not None and o.kind in kinds and (qid is None or o.qid == qid) and \
+                    (domain is None or o.domain == domain):
+                out.append(o)
+        return out
+
+    def wait_outcomes(self, n, kinds='DTP', qid=None, domain=None, timeout=DEADLINE):
+        """Wait until there are at least n such lines; returns them (fewer on timeout)."""
+        get = lambda: self.outcomes(kinds, qid, domain)  # noqa: E731
+        return wait_for(lambda: (lambda x: x if len(x) >= n else None)(get()), timeout) or get()
+
+    def bounces(self, qid=None):
+        """The bouncelog's lines as Bounce objects (of message `qid` when given)."""
+        out = []
+        for ln in self.bouncelog().splitlines():
+            b = Bounce.parse(ln)
+            if b is not None and (qid is None or b.qid == qid):
+                out.append(b)
+        return out
+
+    def spool_segments(self):
+        """Names of the segment files in the spool directory, sorted."""
+        try:
+            return sorted(f for f in os.listdir(self.path('spool')) if re.match(r'seg-.*\.sl$', f))
+        except OSError:
+            return []
+
+    def reload(self, conf=None):
+        """Rewrite the configuration (when given) and send SIGHUP; waits for the
+        paniclog to report the next generation and returns that line."""
+        def mine():   # the paniclog since this process started
+            text = self.paniclog()
+            at = text.rfind('started (pid %d)' % self.pid)
+            return text[at:] if at >= 0 else ''
+        gens = re.findall(r'generation (\d+)', mine())
+        want = (max(int(g) for g in gens) if gens else 1) + 1
+        if conf is not None:
+            self.write_conf(conf)
+        self.proc.send_signal(signal.SIGHUP)
+        rx = re.compile(r'^.*reloaded.*generation %d\b.*$' % want, re.M)
+        return wait_for(lambda: (lambda m: m.group(0) if m else None)(rx.search(mine())))
 
     def threads(self):
         """Names of the daemon's threads (/proc/PID/task/*/comm)."""
@@ -678,3 +738,788 @@ def send_message(c, sender, rcpts, data, ehlo=True):
     c.send(data)
     out.append(c.reply())
     return out
+
+
+# ------------------------------------------------------------------ delivery: logs
+
+def unescape_eclog(field):
+    """A mainlog/bouncelog field without its escapes (\\@ \\\\ \\n \\r)."""
+    out, i = '', 0
+    while i < len(field):
+        if field[i] == '\\' and i + 1 < len(field):
+            out += {'n': '\n', 'r': '\r'}.get(field[i + 1], field[i + 1])
+            i += 2
+        else:
+            out += field[i]
+            i += 1
+    return out
+
+
+class Outcome:
+    """One D, T or P line of the mainlog (stages/eclog.h):
+        time@msgid@batchid@connid@D@domain@size@group@binding@retries@secs@ip
+        time@msgid@batchid@connid@T|P@domain@bytes@group@binding@stage@retries@secs@ip@response
+    Numbers are ints (secs a float); stage is None on D lines."""
+
+    def __init__(self, f):
+        self.fields = f
+        self.time, self.qid, self.batch, self.conn_id, self.kind = int(f[0]), f[1], f[2], f[3], f[4]
+        self.domain = unescape_eclog(f[5])
+        self.size = int(f[6])
+        self.group, self.binding = unescape_eclog(f[7]), unescape_eclog(f[8])
+        if self.kind == 'D':
+            self.stage = None
+            self.retries, self.secs, self.ip = int(f[9]), float(f[10]), unescape_eclog(f[11])
+            self.response = ''
+        else:
+            self.stage, self.retries, self.secs = int(f[9]), int(f[10]), float(f[11])
+            self.ip, self.response = unescape_eclog(f[12]), unescape_eclog(f[13])
+
+    @staticmethod
+    def parse(line):
+        f = split_eclog(line)
+        if len(f) < 5 or f[4] not in ('D', 'T', 'P'):
+            return None
+        if (f[4] == 'D' and len(f) != 12) or (f[4] != 'D' and len(f) != 14):
+            return Outcome.Bad(line)
+        try:
+            return Outcome(f)
+        except ValueError:
+            return Outcome.Bad(line)
+
+    class Bad:
+        """A D/T/P line that does not have the documented fields (asserted against)."""
+        kind = 'bad'
+        qid = domain = None
+
+        def __init__(self, line):
+            self.line = line
+
+        def __repr__(self):
+            return 'BAD LINE %r' % self.line
+
+    def __repr__(self):
+        return '@'.join(self.fields)
+
+
+class Bounce:
+    """One bouncelog line (proto/bounce.h):
+    time@msgid@batchid@connid@B@rcpt_local@rcpt_domain@sender_local@sender_domain@
+        group@binding@stage@class@size@ip@text"""
+
+    def __init__(self, f):
+        self.fields = f
+        self.time, self.qid, self.kind = int(f[0]), f[1], f[4]
+        self.rcpt = unescape_eclog(f[5]) + '@' + unescape_eclog(f[6])
+        self.sender = unescape_eclog(f[7]) + ('@' + unescape_eclog(f[8]) if f[8] else '')
+        self.group, self.binding = unescape_eclog(f[9]), unescape_eclog(f[10])
+        self.stage, self.code, self.size = int(f[11]), int(f[12]), int(f[13])
+        self.ip, self.text = unescape_eclog(f[14]), unescape_eclog(f[15])
+
+    @staticmethod
+    def parse(line):
+        f = split_eclog(line)
+        if len(f) != 16 or f[4] not in ('B', 'T'):
+            return None
+        try:
+            return Bounce(f)
+        except ValueError:
+            return None
+
+    def __repr__(self):
+        return '@'.join(self.fields)
+
+
+# ------------------------------------------------------------------ delivery: peers
+
+def require_modules(*names):
+    """Call before netns().  When a module does not import here but Debian's
+    /usr/bin/python3 (where python3-<module> packages install) is another
+    interpreter that has it, re-run the script with that one; else skip all."""
+    import importlib
+    missing = []
+    for n in names:
+        try:
+            importlib.import_module(n)
+        except ImportError:
+            missing.append(n)
+    if not missing:
+        return
+    deb = '/usr/bin/python3'
+    if os.environ.get('SL_REEXEC_PY') != '1' and os.access(deb, os.X_OK) and \
+            os.path.realpath(deb) != os.path.realpath(sys.executable):
+        probe = subprocess.run([deb, '-c', 'import ' + ','.join(missing)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if probe.returncode == 0:
+            sys.stdout.flush()
+            os.execve(deb, [deb, os.path.abspath(sys.argv[0])] + sys.argv[1:],
+                      dict(os.environ, SL_REEXEC_PY='1'))
+    skip_all('Python modules missing: %s (Debian: apt-get install %s)' % (
+        ', '.join(missing), ' '.join('python3-' + m for m in missing)))
+
+
+def port_listening(addr, port):
+    """True when a TCP socket listens on addr:port in this namespace (/proc/net/tcp;
+    no probe connection, which a peer would count)."""
+    want = '%s:%04X' % (''.join('%02X' % int(b) for b in reversed(addr.split('.'))), port)
+    try:
+        with open('/proc/net/tcp') as f:
+            for ln in f.readlines()[1:]:
+                p = ln.split()
+                if p[1] == want and p[3] == '0A':
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+class SinkMsg:
+    """One transaction smtp-sink dumped: client address, EHLO argument, MAIL and
+    RCPT arguments, and the content as received (LF line ends, dot-stuffing
+    removed, smtp-sink's own Received: header left out)."""
+
+    def __init__(self, path):
+        with open(path, 'rb') as f:
+            raw = f.read()
+        self.path = path
+        self.mtime = os.path.getmtime(path)
+        self.client = self.proto = self.helo = self.mail = None
+        self.rcpts = []
+        pos = 0
+        while True:
+            nl = raw.find(b'\n', pos)
+            if nl < 0:
+                break
+            ln = raw[pos:nl].decode('utf-8', 'replace')
+            k, _, v = ln.partition(': ')
+            if k == 'Received':   # three lines: from, by, date
+                for _ in range(2):
+                    nl = raw.find(b'\n', nl + 1)
+                pos = nl + 1
+                break
+            if k == 'X-Client-Addr':
+                self.client = v
+            elif k == 'X-Client-Proto':
+                self.proto = v
+            elif k == 'X-Helo-Args':
+                self.helo = v
+            elif k == 'X-Mail-Args':
+                self.mail = v
+            elif k == 'X-Rcpt-Args':
+                self.rcpts.append(v)
+            pos = nl + 1
+        content = raw[pos:]
+        self.content = content[:-1] if content.endswith(b'\n\n') else content   # the dump's blank line
+        m = re.search(rb'^Message-ID:\s*(<[^>\n]*>)', self.content, re.M | re.I)
+        self.msgid = m.group(1).decode('utf-8', 'replace') if m else None
+
+    def header(self, name):
+        """The first header field `name` (unfolded), or None."""
+        head = self.content.split(b'\n\n', 1)[0].decode('utf-8', 'replace')
+        m = re.search(r'^%s:[ \t]*(.*(?:\n[ \t].*)*)' % re.escape(name), head, re.M | re.I)
+        return re.sub(r'\n[ \t]+', ' ', m.group(1)) if m else None
+
+    def __repr__(self):
+        return 'SinkMsg(client=%s helo=%s mail=%s rcpts=%s msgid=%s)' % (
+            self.client, self.helo, self.mail, self.rcpts, self.msgid)
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on addr:port, dumping each transaction to its own
+    file (-d) so that tests see envelope and content; -c counts sessions.
+    Extra smtp-sink options go in `args` (e.g. ['-L'] for LMTP)."""
+
+    def __init__(self, addr, port, name=None, args=(), dump=True):
+        if shutil.which('smtp-sink') is None:
+            skip_all('smtp-sink (Debian package postfix) is not installed')
+        self.addr, self.port = addr, port
+        self.name = name or 'sink-%s-%d' % (addr, port)
+        self.dir = tmpdir(self.name)
+        self.dump = os.path.join(self.dir, 'dump')
+        os.makedirs(self.dump, exist_ok=True)
+        self.args = list(args)
+        self.is_dump = dump
+        self.proc = None
+        self.out_path = os.path.join(self.dir, 'stdout')
+        _peers.append(self)
+
+    def start(self):
+        cmd = ['smtp-sink', '-u', 'root', '-c'] + \
+            (['-d', os.path.join(self.dump, 'm.')] if self.is_dump else []) + \
+            self.args + ['%s:%d' % (self.addr, self.port), '256']
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=open(self.out_path, 'ab'), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        if not wait_for(lambda: port_listening(self.addr, self.port) or
+                        self.proc.poll() is not None) or self.proc.poll() is not None:
+            bail('%s did not start: %s' % (self.name, self.output()))
+        return self
+
+    def output(self):
+        try:
+            with open(self.out_path, 'rb') as f:
+                return f.read().decode('utf-8', 'replace')
+        except OSError:
+            return ''
+
+    def counters(self):
+        """smtp-sink's last "sess=N quit=N mesg=N" as a dict (sessions count when they end)."""
+        m = re.findall(r'sess=(\d+) quit=(\d+) mesg=(\d+)', self.output())
+        if not m:
+            return {'sess': 0, 'quit': 0, 'mesg': 0}
+        return dict(zip(('sess', 'quit', 'mesg'), map(int, m[-1])))
+
+    def files(self):
+        try:
+            return [os.path.join(self.dump, f) for f in os.listdir(self.dump)]
+        except OSError:
+            return []
+
+    def count(self):
+        return len(self.files())
+
+    def messages(self):
+        """Every dumped transaction, oldest first."""
+        out = []
+        for p in self.files():
+            try:
+                out.append(SinkMsg(p))
+            except OSError:
+                pass
+        return sorted(out, key=lambda m: m.mtime)
+
+    def wait_count(self, n, timeout=DEADLINE):
+        wait_for(lambda: self.count() >= n, timeout)
+        return self.count()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def dns_query(server, name, qtype=1, timeout=0.5):
+    """One UDP DNS query; the reply's RCODE, or None without an answer."""
+    import struct
+    q = struct.pack('>HHHHHH', 0x4242, 0x0100, 1, 0, 0, 0)
+    q += b''.join(bytes([len(lb)]) + lb.encode() for lb in name.split('.')) + b'\0'
+    q += struct.pack('>HH', qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(q, server)
+            r = s.recv(4096)
+        except OSError:
+            return None
+    return r[3] & 0x0f if len(r) >= 12 else None
+
+
+class DnsMasq:
+    """dnsmasq answering for the .test names only from its options (MX and
+    host records given as dnsmasq options, e.g. --mx-host=a.test,mx.a.test,10
+    --host-record=mx.a.test,127.0.0.2), on addr:port.  resolv_conf() writes
+    a file for sluice's Resolv_Conf that points at it."""
+
+    def __init__(self, args, addr='127.0.0.1', port=5353, name='dnsmasq'):
+        if shutil.which('dnsmasq') is None:
+            skip_all('dnsmasq is not installed')
+        self.addr, self.port, self.name = addr, port, name
+        self.dir = tmpdir(name)
+        self.log = os.path.join(self.dir, 'log')
+        self.args = list(args)
+        self.proc = None
+        _peers.append(self)
+
+    def start(self):
+        cmd = ['dnsmasq', '--keep-in-foreground', '--pid-file=', '--log-facility=' + self.log,
+               '--port=%d' % self.port, '--bind-interfaces', '--no-resolv', '--no-hosts',
+               '--conf-file=/dev/null', '--log-queries', '--user=root',
+               '--local=/test/', '--local-ttl=300', '--listen-address=' + self.addr] + self.args
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.dir, 'stderr'), 'w'),
+                                     start_new_session=True)
+        if not wait_for(lambda: self.proc.poll() is not None or
+                        dns_query((self.addr, self.port), 'ready.probe.test') is not None) \
+                or self.proc.poll() is not None:
+            bail('dnsmasq did not answer: %s' % open(os.path.join(self.dir, 'stderr')).read())
+        return self
+
+    def resolv_conf(self, name='resolv.conf'):
+        path = os.path.join(self.dir, name)
+        with open(path, 'w') as f:
+            f.write('nameserver %s:%d\noptions timeout:1 attempts:2\n' % (self.addr, self.port))
+        return path
+
+    def queries(self, pattern):
+        """How many logged queries match `pattern` (e.g. r'query\\[MX\\] a\\.test ')."""
+        try:
+            with open(self.log, errors='replace') as f:
+                return len(re.findall(pattern, f.read()))
+        except OSError:
+            return 0
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+class RcvConn:
+    """What a Receiver saw of one connection."""
+
+    def __init__(self, idx, peer, local):
+        self.idx, self.peer, self.local = idx, peer, local
+        self.opened = time.monotonic()
+        self.closed = None
+        self.ehlo = None
+        self.cmds = []        # command lines, in order
+        self.msgs = 0         # transactions answered 250 at the end of data
+        self.quit = False     # the client sent QUIT
+        self.closed_by_us = False
+
+    def __repr__(self):
+        return 'RcvConn(%d peer=%s ehlo=%s msgs=%d quit=%s cmds=%d)' % (
+            self.idx, self.peer, self.ehlo, self.msgs, self.quit, len(self.cmds))
+
+
+class RcvMsg:
+    """One transaction a Receiver took: envelope, content (CRLF, unstuffed)."""
+
+    def __init__(self, conn, sender, rcpts, data):
+        self.conn, self.peer, self.ehlo = conn.idx, conn.peer[0], conn.ehlo
+        self.sender, self.rcpts, self.data = sender, list(rcpts), data
+        self.t = time.monotonic()
+        m = re.search(rb'^Message-ID:\s*(<[^>\r\n]*>)', data, re.M | re.I)
+        self.msgid = m.group(1).decode('utf-8', 'replace') if m else None
+
+    def __repr__(self):
+        return 'RcvMsg(conn=%d from=%s to=%s msgid=%s)' % (self.conn, self.sender, self.rcpts,
+                                                          self.msgid)
+
+
+class Receiver:
+    """A scripted SMTP/LMTP server on threads, for byte-level control and
+    counting: connections (peer address, EHLO name, commands, QUIT),
+    concurrent connections (the maximum seen) and messages.
+
+    Behaviour, changeable at any time from the test:
+      greeting     the 220 line; None: accept and never say anything
+      mail_reply   f(RcvConn, sender) -> reply line for MAIL (default 250)
+      rcpt_reply   f(address) -> reply line for RCPT (default 250)
+      data_reply   f(RcvMsg) -> reply for the end of data (LMTP: f is called
+                   once per accepted recipient, msg.rcpts[0] being that one)
+      hold         seconds to wait before answering the end of data
+      close_idle   seconds: close a connection that sent nothing for that long
+                   after a transaction (as servers drop cached connections)
+    A reply of None closes the connection without an answer; a 421 reply
+    closes it after the answer; 'HANG' never answers (the connection stays
+    open until the client closes it)."""
+
+    def __init__(self, addr, port, name=None, lmtp=False):
+        self.addr, self.port, self.lmtp = addr, port, lmtp
+        self.name = name or 'receiver-%s-%d' % (addr, port)
+        self.greeting = '220 %s ESMTP test receiver' % self.name
+        self.mail_reply = lambda c, sender: '250 2.1.0 Ok'
+        self.rcpt_reply = lambda a: '250 2.1.5 Ok'
+        self.data_reply = lambda m: '250 2.0.0 Ok: queued'
+        self.hold = 0.0
+        self.close_idle = None
+        self.conns = []
+        self.msgs = []
+        self.current = 0
+        self.max_concurrent = 0
+        self.lock = threading.Lock()
+        self.sock = None
+        self.halt = threading.Event()
+        self.threads = []
+        _peers.append(self)
+
+    def start(self):
+        self.halt.clear()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((self.addr, self.port))
+        self.sock.listen(128)
+        self.sock.settimeout(0.1)
+        th = threading.Thread(target=self._accept, daemon=True)
+        th.start()
+        self.threads.append(th)
+        return self
+
+    def stop(self):
+        """Stop listening and close every connection (as a crash would)."""
+        self.halt.set()
+        for th in list(self.threads):
+            th.join(5)
+        self.threads = []
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def _accept(self):
+        while not self.halt.is_set():
+            try:
+                s, peer = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            with self.lock:
+                c = RcvConn(len(self.conns), peer, s.getsockname())
+                self.conns.append(c)
+                self.current += 1
+                self.max_concurrent = max(self.max_concurrent, self.current)
+            th = threading.Thread(target=self._serve, args=(s, c), daemon=True)
+            th.start()
+            self.threads.append(th)
+
+    def _serve(self, s, c):
+        try:
+            self._session(s, c)
+        except OSError:
+            pass
+        finally:
+            try:
+                s.close()
+            except OSError:
+                pass
+            with self.lock:
+                c.closed = time.monotonic()
+                self.current -= 1
+
+    def _session(self, s, c):
+        buf = [b'']
+        s.settimeout(0.1)
+
+        def line(idle=None):
+            start = time.monotonic()
+            while b'\n' not in buf[0]:
+                if self.halt.is_set():
+                    return None
+                if idle is not None and time.monotonic() - start >= idle:
+                    return 'IDLE'
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    return None
+                buf[0] += chunk
+            ln, buf[0] = buf[0].split(b'\n', 1)
+            return ln.rstrip(b'\r')
+
+        def send(text):
+            if text is None:
+                c.closed_by_us = True
+                return False
+            if text == 'HANG':
+                while line() is not None:
+                    pass
+                return False
+            s.sendall(text.encode() + b'\r\n')
+            if text.startswith('421'):
+                c.closed_by_us = True
+                return False
+            return True
+
+        if self.greeting is None:
+            while not self.halt.is_set() and line() is not None:
+                pass
+            return
+        if not send(self.greeting):
+            return
+        sender, rcpts, after_txn = None, [], False
+        while True:
+            ln = line(self.close_idle if after_txn and self.close_idle else None)
+            if ln is None:
+                return
+            if ln == 'IDLE':
+                c.closed_by_us = True
+                return
+            text = ln.decode('utf-8', 'replace')
+            with self.lock:
+                c.cmds.append(text)
+            verb = text.split(' ', 1)[0].upper()
+            if verb in ('EHLO', 'LHLO', 'HELO'):
+                c.ehlo = text[5:].strip()
+                if verb == 'HELO':
+                    ok_ = send('250 %s' % self.name)
+                else:
+                    ok_ = send('250-%s\r\n250-PIPELINING\r\n250-8BITMIME\r\n'
+                               '250-ENHANCEDSTATUSCODES\r\n250 SIZE 100000000' % self.name)
+            elif verb == 'MAIL':
+                m = re.match(r'(?i)MAIL FROM:\s*<([^>]*)>', text)
+                sender, rcpts = (m.group(1) if m else text), []
+                ok_ = send(self.mail_reply(c, sender))
+            elif verb == 'RCPT':
+                m = re.match(r'(?i)RCPT TO:\s*<([^>]*)>', text)
+                a = m.group(1) if m else text
+                r = self.rcpt_reply(a)
+                if r is not None and r.startswith('2'):
+                    rcpts.append(a)
+                ok_ = send(r)
+            elif verb == 'DATA':
+                if sender is None or not rcpts:
+                    ok_ = send('554 5.5.1 no valid recipients')
+                    continue
+                if not send('354 go ahead'):
+                    return
+                lines = []
+                while True:
+                    dl = line()
+                    if dl is None:
+                        return
+                    if dl == b'.':
+                        break
+                    lines.append(dl[1:] if dl.startswith(b'.') else dl)
+                data = b''.join(x + b'\r\n' for x in lines)
+                if self.hold:
+                    time.sleep(self.hold)
+                replies = []
+                for r in (rcpts if self.lmtp else [None]):
+                    msg = RcvMsg(c, sender, [r] if r else rcpts, data)
+                    reply = self.data_reply(msg)
+                    if reply is not None and reply.startswith('2'):
+                        with self.lock:
+                            self.msgs.append(msg)
+                            c.msgs += 1
+                    replies.append(reply)
+                ok_ = True
+                for reply in replies:
+                    ok_ = ok_ and send(reply)
+                sender, rcpts, after_txn = None, [], True
+            elif verb == 'RSET':
+                sender, rcpts = None, []
+                ok_ = send('250 2.0.0 Ok')
+            elif verb == 'NOOP':
+                ok_ = send('250 2.0.0 Ok')
+            elif verb == 'QUIT':
+                c.quit = True
+                send('221 2.0.0 Bye')
+                return
+            else:
+                ok_ = send('502 5.5.2 command not implemented')
+            if not ok_:
+                return
+
+    # -- what it saw
+    def wait_msgs(self, n, timeout=DEADLINE):
+        wait_for(lambda: len(self.msgs) >= n, timeout)
+        return len(self.msgs)
+
+    def wait_conns(self, n, timeout=DEADLINE):
+        wait_for(lambda: len(self.conns) >= n, timeout)
+        return len(self.conns)
+
+    def open_conns(self):
+        with self.lock:
+            return self.current
+
+
+class AioReceiver:
+    """aiosmtpd (Debian python3-aiosmtpd) as a receiving MTA that fails
+    recipients on demand by local part (RULES: tempfail... 451, reject... 550
+    5.1.1, mailboxfull... 552 5.2.2, blocked... 550 5.7.1; tempfailonce...
+    451 the first time that address is tried, 250 after), and records every
+    transaction: peer address, EHLO name, envelope, content (CRLF, unstuffed)
+    and every RCPT answer.  accept_all = True accepts every recipient (a
+    destination that recovered), and so does an address in the set
+    `accept`.  lmtp=True serves LMTP (one reply per recipient after the
+    content: datafailonce... gets 452 4.2.2 there the first time)."""
+
+    RULES = [   # (local part prefix, reply), the first match wins
+        ('tempfailonce', '451 4.3.0 <%s>: temporary failure, try again later'),
+        ('tempfail', '451 4.3.0 <%s>: temporary failure, try again later'),
+        ('reject', '550 5.1.1 <%s>: Recipient address rejected: User unknown'),
+        ('mailboxfull', '552 5.2.2 <%s>: Mailbox full'),
+        ('blocked', '550 5.7.1 <%s>: Message rejected as spam'),
+    ]
+
+    def __init__(self, addr, port, lmtp=False, name=None):
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.lmtp import LMTP
+        self.addr, self.port, self.lmtp = addr, port, lmtp
+        self.name = name or 'aiosmtpd-%s-%d' % (addr, port)
+        self.accept_all = False
+        self.accept = set()
+        self.data_failed = set()
+        self.rules = list(self.RULES)
+        self.envelopes = []   # dicts: peer, helo, sender, rcpts, content
+        self.rcpt_log = []    # (address, reply)
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                local = address.split('@', 1)[0].lower()
+                reply = '250 2.1.5 OK'
+                with outer.lock:
+                    tried = any(a == address for a, _ in outer.rcpt_log)
+                    if not outer.accept_all and address.lower() not in outer.accept and \
+                            not (tried and local.startswith('tempfailonce')):
+                        for key, r in outer.rules:
+                            if local.startswith(key):
+                                reply = r % address if '%s' in r else r
+                                break
+                    outer.rcpt_log.append((address, reply))
+                if reply.startswith('2'):
+                    envelope.rcpt_tos.append(address)
+                return reply
+
+            async def handle_DATA(self, server, session, envelope):
+                with outer.lock:
+                    outer.envelopes.append({
+                        'peer': session.peer[0], 'helo': session.host_name,
+                        'sender': '' if envelope.mail_from == '<>' else envelope.mail_from,
+                        'rcpts': list(envelope.rcpt_tos),
+                        'content': envelope.original_content or envelope.content,
+                        't': time.monotonic()})
+                if outer.lmtp:
+                    # One reply per recipient; datafailonce... is 452 the first time.
+                    replies = []
+                    with outer.lock:
+                        for a in envelope.rcpt_tos:
+                            if a.lower().startswith('datafailonce') and a not in outer.data_failed:
+                                outer.data_failed.add(a)
+                                replies.append('452 4.2.2 <%s>: over quota, try later' % a)
+                            else:
+                                replies.append('250 2.0.0 <%s> OK' % a)
+                    return '\r\n'.join(replies)
+                return '250 2.0.0 OK'
+
+        class LmtpController(Controller):
+            def factory(self):
+                return LMTP(self.handler, **self.SMTP_kwargs)
+
+        cls = LmtpController if lmtp else Controller
+        self.ctl = cls(Handler(), hostname=addr, port=port, server_hostname=self.name,
+                       ready_timeout=DEADLINE)
+        self.is_running = False
+        _peers.append(self)
+
+    def start(self):
+        self.ctl.start()
+        self.is_running = True
+        return self
+
+    def stop(self):
+        if self.is_running:
+            self.is_running = False
+            self.ctl.stop()
+
+    def wait_envelopes(self, n, timeout=DEADLINE):
+        wait_for(lambda: len(self.envelopes) >= n, timeout)
+        return len(self.envelopes)
+
+
+# ------------------------------------------------------------------ delivery: injecting
+
+def inject(port, sender, rcpts, data, host='127.0.0.1'):
+    """One message over SMTP (smtplib); returns its queue id, or None when it
+    was refused (the refusal is printed as a diagnostic)."""
+    try:
+        s = smtp(port, host)
+        s.ehlo('client.test')
+        s.mail(sender)
+        for r in rcpts:
+            code, resp = s.rcpt(r)
+            if code != 250:
+                diag('RCPT %s: %d %s' % (r, code, resp))
+        code, resp = s.data(data)
+        s.quit()
+    except (smtplib.SMTPException, OSError) as e:
+        diag('inject: %r' % e)
+        return None
+    return queue_id(resp) if code == 250 else None
+
+
+class Dsn:
+    """A delivery status notification (RFC 3464) parsed with Python's email
+    package: .ctype, .report_type, .parts (content types), .frm, .to,
+    .subject, .auto_submitted, .per_message (dict of the first block),
+    .rcpts (one dict per recipient block, field names lower case), .original
+    (the third part's Message or None), .text (the first part's text)."""
+
+    def __init__(self, content):
+        import email
+        m = email.message_from_bytes(content)
+        self.msg = m
+        self.ctype = m.get_content_type()
+        self.report_type = m.get_param('report-type')
+        self.frm, self.to, self.subject = m['From'], m['To'], m['Subject']
+        self.auto_submitted = m['Auto-Submitted']
+        parts = m.get_payload() if m.is_multipart() else []
+        self.parts = [p.get_content_type() for p in parts]
+        self.text = parts[0].get_payload(decode=True).decode('utf-8', 'replace') if parts else ''
+        self.per_message, self.rcpts = {}, []
+        if len(parts) > 1 and parts[1].get_content_type() in ('message/delivery-status',
+                                                              'message/global-delivery-status'):
+            blocks = parts[1].get_payload()
+            if blocks:
+                self.per_message = {k.lower(): v for k, v in blocks[0].items()}
+                self.rcpts = [{k.lower(): re.sub(r'\s*\r?\n\s+', ' ', v) for k, v in b.items()}
+                              for b in blocks[1:]]
+        self.original = parts[2] if len(parts) > 2 else None
+
+    def rcpt(self, addr):
+        """The recipient block whose Final-Recipient is addr (or None)."""
+        for r in self.rcpts:
+            if r.get('final-recipient', '').lower().endswith(';' + addr.lower()) or \
+                    r.get('final-recipient', '').lower().endswith('; ' + addr.lower()):
+                return r
+        return None
+
+    def __repr__(self):
+        return 'Dsn(%s %s from=%s to=%s parts=%s rcpts=%s)' % (
+            self.ctype, self.report_type, self.frm, self.to, self.parts, self.rcpts)
+
+
+class SynCounter:
+    """Counts TCP connection attempts (SYN without ACK) to ip:port on lo with
+    a packet socket, so a port where nothing listens can be watched too.
+    .times: when each attempt was seen (time.monotonic())."""
+
+    def __init__(self, ip, port):
+        self.ip, self.port = socket.inet_aton(ip), port
+        self.times = []
+        self.halt = threading.Event()
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        self.sock.bind(('lo', 0))
+        self.sock.settimeout(0.1)
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+        _peers.append(self)
+
+    def _run(self):
+        while not self.halt.is_set():
+            try:
+                pkt, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if addr[2] != socket.PACKET_OUTGOING or len(pkt) < 14 + 20 + 20:
+                continue
+            ip = pkt[14:]
+            if pkt[12:14] != b'\x08\x00' or ip[9] != 6 or ip[16:20] != self.ip:
+                continue
+            tcp = ip[(ip[0] & 0x0f) * 4:]
+            if int.from_bytes(tcp[2:4], 'big') == self.port and tcp[13] & 0x12 == 0x02:
+                self.times.append(time.monotonic())
+
+    def count(self):
+        return len(self.times)
+
+    def stop(self):
+        self.halt.set()
+        self.th.join(5)
+        self.sock.close()

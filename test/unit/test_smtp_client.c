@@ -39,6 +39,7 @@ enum {
 	F_CHUNK = 1u << 2,  /* use_chunking on */
 	F_CAPS = 1u << 3,   /* log the caps at the first READY */
 	F_WAIT = 1u << 4,   /* log sl_smtp_client_waiting_for() after every event */
+	F_ANS = 1u << 5,    /* log ev.answers of RCPT, DONE and FAIL */
 };
 
 struct ttxn {
@@ -280,6 +281,9 @@ run(const struct tcase *t, size_t piece, struct sl_buf *out, struct sl_buf *evs)
 			has_caps = true;
 		}
 		ev_log(evs, &ev);
+		if ((t->flags & F_ANS) &&
+		    (k == SL_SMTPC_EV_RCPT || k == SL_SMTPC_EV_DONE || k == SL_SMTPC_EV_FAIL))
+			sl_buf_printf(evs, " ans=%s", wait_names[ev.answers]);
 		if (t->flags & F_WAIT)
 			sl_buf_printf(evs, " wait=%s", wait_names[sl_smtp_client_waiting_for(c)]);
 		sl_buf_puts(evs, "\n");
@@ -710,6 +714,60 @@ static void
 test_transactions(void **state)
 {
 	check_table(txn_cases, SL_ARRAY_LEN(txn_cases));
+}
+
+/* ------------------------------------------------------------ which command a reply answered */
+
+static const struct tcase answer_cases[] = {
+	{ .name = "pipelined: RCPT refusal, then the final reply",
+	  .flags = F_ANS,
+	  .srv = GREET E_PIPE OKM "550 5.1.1 no\r\n" OKR GO QUEUED BYE,
+	  .ops = "TQ",
+	  .t = { { .sender = "a@x.example",
+		   .rcpts = { "b@y.example", "c@y.example" },
+		   .content = C1 } },
+	  .out = EHLO MAILC RCPTB RCPTC DATA C1_END QUIT,
+	  .ev = "READY 0 -\nRCPT 0 550 5.1.1 no ans=rcpt\nBODY\nRCPT 1 " EV_Q
+		" ans=body_end\nDONE " EV_Q " bytes=22 ans=body_end\nREADY 0 -\nCLOSED 221 "
+		"2.0.0 Bye\nEND none 1\n" },
+	{ .name = "MAIL refused: every recipient and DONE answer MAIL",
+	  .flags = F_ANS | F_NOPIPE,
+	  .srv = GREET E_PIPE "452 4.3.1 full\r\n",
+	  .ops = "T",
+	  .t = { TX1 },
+	  .out = EHLO MAILC,
+	  .ev = "READY 0 -\nRCPT 0 452 4.3.1 full ans=mail\nDONE 452 4.3.1 full bytes=0 "
+		"ans=mail\nREADY 0 -\nEND none 1\n" },
+	{ .name = "LMTP: per-recipient replies answer the content",
+	  .flags = F_ANS | F_LMTP,
+	  .srv = "220 lmtp\r\n250-lmtp\r\n250 PIPELINING\r\n" OKM OKR OKR GO
+		 "250 2.0.0 one\r\n452 4.2.2 full\r\n",
+	  .ops = "T",
+	  .t = { { .sender = "a@x.example",
+		   .rcpts = { "b@y.example", "c@y.example" },
+		   .content = C1 } },
+	  .out = "LHLO client.example\r\n" MAILC RCPTB RCPTC DATA C1_END,
+	  .ev = "READY 0 -\nBODY\nRCPT 0 250 2.0.0 one ans=body_end\nRCPT 1 452 4.2.2 full "
+		"ans=body_end\nDONE 452 4.2.2 full bytes=22 ans=body_end\nREADY 0 -\nEND none "
+		"1\n" },
+	{ .name = "a reply that breaks the protocol: FAIL answers what was awaited",
+	  .flags = F_ANS,
+	  .srv = GREET E_PIPE OKM "2x0 what\r\n",
+	  .ops = "T",
+	  .t = { TX1 },
+	  .out = EHLO MAILC RCPTB DATA,
+	  .ev = "READY 0 -\nFAIL 0 - malformed reply line ans=rcpt\nEND none 0\n" },
+	{ .name = "greeting refused: FAIL answers the greeting",
+	  .flags = F_ANS,
+	  .srv = "421 4.3.2 busy\r\n",
+	  .out = "",
+	  .ev = "FAIL 421 4.3.2 busy ans=greeting\nEND none 0\n" },
+};
+
+static void
+test_answers(void **state)
+{
+	check_table(answer_cases, SL_ARRAY_LEN(answer_cases));
 }
 
 /* ------------------------------------------------------------ BDAT */
@@ -1468,7 +1526,7 @@ main(void)
 		cmocka_unit_test(test_params),    cmocka_unit_test(test_texts),
 		cmocka_unit_test(test_errors),    cmocka_unit_test(test_line_limits),
 		cmocka_unit_test(test_max_rcpts), cmocka_unit_test(test_stuffing_splits),
-		cmocka_unit_test(test_iov_count),
+		cmocka_unit_test(test_iov_count), cmocka_unit_test(test_answers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
