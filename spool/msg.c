@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "engine/alloc.h"
@@ -54,6 +55,36 @@ sl_msg_clear_content(struct sl_msg *m)
 	m->chunks = m->tail = NULL;
 	m->content_len = 0;
 	sl_buf_reset(&m->head);
+}
+
+void
+sl_msg_swap_out(struct sl_msg *m)
+{
+	uint64_t len = m->content_len;
+
+	SL_ASSERT(!m->is_swapped);
+	m->swapped_head_len = m->head.len;
+	sl_msg_clear_content(m);
+	sl_buf_free(&m->head);
+	m->content_len = len;
+	m->is_swapped = true;
+}
+
+int
+sl_msg_swap_in(struct sl_msg *m, struct sl_msg *from)
+{
+	SL_ASSERT(m->is_swapped && !from->is_swapped);
+	if (from->head.len != m->swapped_head_len || from->content_len != m->content_len)
+		return -EIO;
+	m->head = from->head;
+	m->chunks = from->chunks;
+	m->tail = from->tail;
+	from->head = (struct sl_buf)SL_BUF_INIT;
+	from->chunks = from->tail = NULL;
+	from->content_len = 0;
+	m->is_swapped = false;
+	m->swapped_head_len = 0;
+	return 0;
 }
 
 void
@@ -160,6 +191,7 @@ sl_msg_iov(const struct sl_msg *m, struct iovec *iov, size_t max)
 {
 	size_t n = 0;
 
+	SL_ASSERT(!m->is_swapped);
 	if (m->head.len > 0) {
 		if (n < max) {
 			iov[n].iov_base = m->head.data;

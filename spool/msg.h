@@ -100,6 +100,13 @@ struct sl_msg {
 	struct sl_msg_chunk *chunks; /* owned list */
 	struct sl_msg_chunk *tail;
 	uint64_t content_len; /* bytes in the chunks */
+	/*
+	 * Swapped out (delivery's Max_Resident_Active_Queue): head and chunks
+	 * are freed, the sizes kept, until sl_msg_swap_in gives the content
+	 * back from the spool.  Only the message's sole holder swaps it.
+	 */
+	bool is_swapped;
+	uint64_t swapped_head_len;
 	/* the protocol session that sent it (only its thread may use this) */
 	void *origin;
 	uint64_t origin_serial;
@@ -141,12 +148,22 @@ void sl_msg_clear_content(struct sl_msg *m);
 static inline uint64_t
 sl_msg_size(const struct sl_msg *m)
 {
-	return m->head.len + m->content_len;
+	return (m->is_swapped ? m->swapped_head_len : m->head.len) + m->content_len;
 }
+
+/* Free the content of a spooled message, keeping its sizes (see is_swapped). */
+void sl_msg_swap_out(struct sl_msg *m);
+/*
+ * Give a swapped message its content back from `from` (the same message
+ * read from the spool), which is left empty.  -EIO when the sizes differ
+ * (then nothing changes).
+ */
+int sl_msg_swap_in(struct sl_msg *m, struct sl_msg *from);
 
 /*
  * Fill at most `max` iovecs with head then chunks; returns how many were
- * needed in all (may exceed max: call again with a larger array).
+ * needed in all (may exceed max: call again with a larger array).  Not for
+ * a swapped-out message (asserted).
  */
 size_t sl_msg_iov(const struct sl_msg *m, struct iovec *iov, size_t max);
 

@@ -43,10 +43,12 @@
 #include "stages/eclog.h"
 #include "stages/stages.h"
 
-/* main -> each delivery thread: stop (sl_deliver_quiesce). */
+/* main -> each delivery thread: stop starting transactions; then close what is left. */
 #define DL_EV_QUIESCE 0x300
+#define DL_EV_ABORT   0x301
 
 static unsigned dl_quiesce_acks;
+static unsigned dl_abort_acks;
 static unsigned dl_ctr_delivered;
 static unsigned dl_ctr_transient;
 static unsigned dl_ctr_failed;
@@ -236,9 +238,11 @@ dl_bounce(struct dl_thread *dt, struct dl_job *job)
 
 	if (job->fail_cnt == 0 || job->is_dropped)
 		return;
-	iov_cnt = sl_msg_iov(m, NULL, 0);
+	/* Content that could not be read back from the spool: a DSN without it. */
+	iov_cnt = m->is_swapped ? 0 : sl_msg_iov(m, NULL, 0);
 	iov = sl_calloc(iov_cnt + 1, sizeof(*iov));
-	sl_msg_iov(m, iov, iov_cnt);
+	if (!m->is_swapped)
+		sl_msg_iov(m, iov, iov_cnt);
 	facts.is_report = facts.is_report || sl_dsn_is_report(iov, iov_cnt);
 	switch (sl_dsn_decide(&facts, &to)) {
 	case SL_DSN_TO_SENDER:
@@ -289,6 +293,8 @@ dl_bounce(struct dl_thread *dt, struct dl_job *job)
 			      : strcasecmp(inl->s, "all") == 0  ? SL_DSN_INLINE_ALL
 			      : strcasecmp(inl->s, "none") == 0 ? SL_DSN_INLINE_NONE
 								: SL_DSN_INLINE_HEADERS;
+	if (m->is_swapped)
+		dsn.inline_original = SL_DSN_INLINE_NONE;
 	dsn.is_smtputf8 = m->is_smtputf8;
 	b = sl_msg_new();
 	rc = sl_dsn_build(&dsn, &b->head, &res);
@@ -538,6 +544,7 @@ dl_spooled(struct dl_thread *dt, struct sl_msg *m)
 	dl_message(dt, m);
 }
 
+/* Close the connections of a queue: all of them (arg != NULL), or those without a transaction. */
 static void
 dl_quiesce_conns(struct sl_hnode *n, void *arg)
 {
@@ -547,18 +554,47 @@ dl_quiesce_conns(struct sl_hnode *n, void *arg)
 	while (c != NULL) {
 		struct dl_conn *next = c->next;
 
-		dl_conn_close(c, false);
+		if (arg != NULL)
+			dl_conn_close(c, false);
+		else if (c->job == NULL)
+			dl_conn_close(c, true);
 		c = next;
 	}
 }
 
-/* Stop delivering: close every connection now; jobs stay in the spool for the next start. */
+void
+dl_drained(struct dl_thread *dt)
+{
+	if (!dt->is_draining)
+		return;
+	dt->is_draining = false;
+	__atomic_add_fetch(&dl_quiesce_acks, 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * Stop delivering: no transaction starts any more; idle connections say
+ * QUIT; a transaction in flight may finish (its outcome reaches the spool,
+ * so it is not sent again after a restart).  The thread reports drained
+ * when its last connection is gone.
+ */
 static void
 dl_quiesce(struct dl_thread *dt)
 {
 	dt->is_stopping = true;
+	dt->is_draining = true;
 	sl_htable_foreach(&dt->queues, dl_quiesce_conns, NULL);
-	__atomic_add_fetch(&dl_quiesce_acks, 1, __ATOMIC_RELEASE);
+	if (dt->conn_open == 0)
+		dl_drained(dt);
+}
+
+/* The drain ran out of time: close every connection now; jobs stay in the spool. */
+static void
+dl_abort(struct dl_thread *dt)
+{
+	dt->is_stopping = true;
+	dt->is_draining = false;
+	sl_htable_foreach(&dt->queues, dl_quiesce_conns, dt);
+	__atomic_add_fetch(&dl_abort_acks, 1, __ATOMIC_RELEASE);
 }
 
 /* After dl_quiesce nothing is delivered: what still arrives is dropped (it is in the spool). */
@@ -583,9 +619,14 @@ dl_handle(struct sl_thread *t, struct sl_event *ev)
 	struct dl_thread *dt = sl_thread_data(t);
 
 	SL_CHECK_OBJ(dt, DL_THREAD_MAGIC);
-	if (ev->type == DL_EV_QUIESCE) {
+	if (ev->type == DL_EV_QUIESCE || ev->type == DL_EV_ABORT) {
+		bool is_abort = ev->type == DL_EV_ABORT;
+
 		sl_free(ev);
-		dl_quiesce(dt);
+		if (is_abort)
+			dl_abort(dt);
+		else
+			dl_quiesce(dt);
 		return;
 	}
 	if (dt->is_stopping) {
@@ -633,24 +674,37 @@ dl_thread_fini(struct sl_thread *t)
 	sl_free(dt);
 }
 
-void
-sl_deliver_quiesce(unsigned timeout_ms)
+/* Send `type` to every delivery thread; wait until `acks` reaches their count. */
+static bool
+dl_tell_all(unsigned type, unsigned *acks, unsigned timeout_ms)
 {
 	unsigned cnt = sl_stage_thread_cnt(dl_stage);
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
 
-	__atomic_store_n(&dl_quiesce_acks, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(acks, 0, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < cnt; i++) {
 		struct sl_event *ev = SL_NEW(ev);
 
-		sl_event_init(ev, DL_EV_QUIESCE);
+		sl_event_init(ev, type);
 		sl_send_thread(sl_stage_thread(dl_stage, i), ev);
 	}
 	for (unsigned waited = 0; waited < timeout_ms; waited += 10) {
-		if (__atomic_load_n(&dl_quiesce_acks, __ATOMIC_ACQUIRE) == cnt)
-			break;
+		if (__atomic_load_n(acks, __ATOMIC_ACQUIRE) == cnt)
+			return true;
 		nanosleep(&ts, NULL);
 	}
+	return __atomic_load_n(acks, __ATOMIC_ACQUIRE) == cnt;
+}
+
+void
+sl_deliver_quiesce(unsigned timeout_ms)
+{
+	if (dl_tell_all(DL_EV_QUIESCE, &dl_quiesce_acks, timeout_ms))
+		return;
+	sl_log_notice("delivery: transactions still in flight after %u ms; closing them (their "
+		      "messages stay queued)",
+		      timeout_ms);
+	dl_tell_all(DL_EV_ABORT, &dl_abort_acks, 2000);
 }
 
 void

@@ -147,6 +147,8 @@ dl_conn_free(struct dl_conn *c)
 	/* A slot is free: the queue may have work for it. */
 	if (!q->dt->is_stopping)
 		dl_queue_run(q);
+	else if (q->dt->is_draining && q->dt->conn_open == 0)
+		dl_drained(q->dt);
 }
 
 static void
@@ -178,6 +180,7 @@ dl_conn_requeue(struct dl_conn *c)
 		q->active_tail = job;
 	q->active_head = job;
 	q->active_cnt++;
+	q->resident_cnt++;
 }
 
 void
@@ -405,6 +408,11 @@ dl_conn_feed(struct dl_conn *c)
 	SL_CHECK_OBJ(c, DL_CONN_MAGIC);
 	if (c->is_closing || c->job != NULL || c->is_writing)
 		return;
+	if (q->dt->is_stopping) {
+		/* Stopping: the transaction in flight was the last; say goodbye. */
+		dl_conn_close(c, true);
+		return;
+	}
 	maxd = dl_opt(q, SL_OPT_MAX_DELIVERIES_PER_CONNECTION, c->host);
 	if (maxd != NULL && maxd->i > 0 && c->deliveries >= (unsigned)maxd->i) {
 		dl_conn_close(c, true);

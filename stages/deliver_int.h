@@ -80,6 +80,7 @@ struct dl_job {
 	uint64_t next_attempt_ms; /* wall clock (ms) when it may go again */
 	bool is_bounce;           /* a DSN we made: never bounced itself */
 	bool is_dropped;          /* Blackhole = internal: failures get no DSN */
+	bool is_loading;          /* its swapped-out content is being read back */
 	struct dl_failure *fail;  /* owned: permanent failures waiting for the DSN */
 	size_t fail_cnt;
 	/* queue links (owner: the queue) */
@@ -110,6 +111,8 @@ struct dl_queue {
 	size_t active_cnt;
 	size_t delayed_cnt;
 	size_t inflight_cnt; /* jobs in a transaction now */
+	size_t resident_cnt; /* active jobs whose content is in memory */
+	size_t loading_cnt;  /* active jobs whose content is being read back */
 	/* routes */
 	enum { DL_ROUTE_NONE, DL_ROUTE_PENDING, DL_ROUTE_OK, DL_ROUTE_FAILED } route_state;
 	enum sl_dns_status route_status;
@@ -186,12 +189,17 @@ struct dl_thread {
 	char hostname[256];
 	struct sl_stage *spool;
 	struct sl_stage *deliver;
-	bool is_stopping;
+	bool is_stopping;   /* quiesced: no new transaction starts */
+	bool is_draining;   /* quiesced, transactions in flight still finishing */
 	bool dns_open;      /* until sl_dns_close says it is done */
 	unsigned conn_open; /* connections not yet freed, all queues */
+	unsigned load_open; /* reads of swapped-out content not yet finished */
 };
 
 /* ---- deliver.c: messages, outcomes, logs, bounces */
+
+/* A draining thread's last connection is gone (deliver_conn.c calls it). */
+void dl_drained(struct dl_thread *dt);
 
 /* The thread that owns (binding, domain): the same answer on every thread. */
 unsigned dl_owner(const char *binding, const char *domain, unsigned thread_cnt);

@@ -38,7 +38,9 @@
 #include "engine/alloc.h"
 #include "engine/assert.h"
 #include "engine/log.h"
+#include "spool/spool.h"
 #include "stages/deliver_int.h"
+#include "stages/stages.h"
 
 /* Stop opening connections in one run after this many (the next run continues). */
 #define DL_OPEN_PER_RUN  16
@@ -46,6 +48,9 @@
 #define DL_RETRY_MAX_S   (12 * 3600)
 /* A queue with nothing in it is freed after this long. */
 #define DL_QUEUE_IDLE_MS (300 * 1000)
+/* Swapped-out jobs: reads in flight per queue, and jobs looked at per take. */
+#define DL_LOAD_MAX      8
+#define DL_TAKE_SCAN     64
 
 /* ------------------------------------------------------------ options */
 
@@ -212,9 +217,16 @@ dl_targets_free(struct dl_queue *q)
 	q->next_target = 0;
 }
 
+/*
+ * Max_Resident_Active_Queue: past that many resident active jobs, a job
+ * joining the queue drops its content (when it is the message's only
+ * holder) and reads it back from the spool shortly before its turn.
+ */
 static void
 dl_active_push(struct dl_queue *q, struct dl_job *job)
 {
+	struct sl_msg *m = job->msg;
+
 	job->q = q;
 	job->next = NULL;
 	job->prev = q->active_tail;
@@ -224,22 +236,118 @@ dl_active_push(struct dl_queue *q, struct dl_job *job)
 		q->active_head = job;
 	q->active_tail = job;
 	q->active_cnt++;
+	if (!m->is_swapped) {
+		int64_t max = dl_opt_int(q, SL_OPT_MAX_RESIDENT_ACTIVE_QUEUE, 250);
+
+		if (max >= 0 && q->resident_cnt >= (uint64_t)max && m->loc.length > 0 &&
+		    __atomic_load_n(&m->refs, __ATOMIC_ACQUIRE) == 1) {
+			sl_msg_swap_out(m);
+			sl_log_debug("message %s: content dropped from memory (%zu resident in "
+				     "queue %s)",
+				     m->qid, q->resident_cnt, q->domain);
+		} else
+			q->resident_cnt++;
+	}
 }
 
+static void
+dl_active_unlink(struct dl_queue *q, struct dl_job *job)
+{
+	if (job->prev != NULL)
+		job->prev->next = job->next;
+	else
+		q->active_head = job->next;
+	if (job->next != NULL)
+		job->next->prev = job->prev;
+	else
+		q->active_tail = job->prev;
+	job->next = job->prev = NULL;
+	q->active_cnt--;
+}
+
+/* A read of swapped-out content, on libuv's thread pool. */
+struct dl_load {
+	uv_work_t req;
+	struct dl_job *job;
+	struct sl_msg *got;
+	int err;
+};
+
+static void
+dl_load_work(uv_work_t *req)
+{
+	struct dl_load *ld = req->data;
+
+	ld->err = sl_spool_read(sl_spool_stage_store(), &ld->job->msg->loc, &ld->got);
+}
+
+static void
+dl_load_done(uv_work_t *req, int status)
+{
+	struct dl_load *ld = req->data;
+	struct dl_job *job = ld->job;
+	struct dl_queue *q = job->q;
+	struct sl_msg *m = job->msg;
+	int err = status < 0 ? status : ld->err;
+
+	q->dt->load_open--;
+	q->loading_cnt--;
+	job->is_loading = false;
+	if (err == 0)
+		err = sl_msg_swap_in(m, ld->got);
+	sl_msg_free(ld->got);
+	sl_free(ld);
+	if (err == 0) {
+		q->resident_cnt++;
+		sl_log_debug("message %s: content read back from the spool", m->qid);
+	} else {
+		/* Nothing is lost: it stays in the spool; this attempt fails for now. */
+		sl_log_err("message %s: cannot read its content back from the spool: %s", m->qid,
+			   strerror(-err));
+		dl_active_unlink(q, job);
+		for (size_t i = 0; i < job->rcpt_cnt; i++)
+			dl_outcome(q->dt, job, i, 451, "4.3.0",
+				   "cannot read the message back from the spool", "",
+				   DL_STAGE_NOT_CONNECTED, DL_TRANSIENT);
+		dl_job_settle(q->dt, job);
+	}
+	if (!q->dt->is_stopping)
+		dl_queue_run(q);
+}
+
+static void
+dl_load_start(struct dl_queue *q, struct dl_job *job)
+{
+	struct dl_load *ld = SL_NEW(ld);
+
+	ld->req.data = ld;
+	ld->job = job;
+	job->is_loading = true;
+	q->loading_cnt++;
+	q->dt->load_open++;
+	SL_ASSERT(uv_queue_work(q->dt->loop, &ld->req, dl_load_work, dl_load_done) == 0);
+}
+
+/*
+ * The next job to work on: the first whose content is in memory.  The
+ * swapped-out jobs passed on the way start reading theirs back (a few at a
+ * time); when they are in, the queue runs again.
+ */
 struct dl_job *
 dl_queue_take(struct dl_queue *q)
 {
 	struct dl_job *job = q->active_head;
 
+	for (unsigned seen = 0; job != NULL && job->msg->is_swapped; job = job->next) {
+		if (!job->is_loading && q->loading_cnt < DL_LOAD_MAX && !q->dt->is_stopping)
+			dl_load_start(q, job);
+		if (++seen >= DL_TAKE_SCAN)
+			return NULL;
+	}
 	if (job == NULL)
 		return NULL;
-	q->active_head = job->next;
-	if (q->active_head != NULL)
-		q->active_head->prev = NULL;
-	else
-		q->active_tail = NULL;
-	job->next = job->prev = NULL;
-	q->active_cnt--;
+	dl_active_unlink(q, job);
+	q->resident_cnt--;
 	q->inflight_cnt++;
 	return job;
 }
@@ -890,7 +998,7 @@ dl_sched_fini(struct dl_thread *dt)
 	uv_close((uv_handle_t *)&dt->sched_timer, NULL);
 	sl_htable_foreach(&dt->queues, dl_close_queue, NULL);
 	/* Connections hand their jobs back as they close; their queues must outlive them. */
-	while (dt->conn_open > 0)
+	while (dt->conn_open > 0 || dt->load_open > 0)
 		uv_run(dt->loop, UV_RUN_NOWAIT);
 	while (dt->delayed.cnt > 0) {
 		struct dl_job *job = heap_pop(&dt->delayed);

@@ -142,6 +142,12 @@ sl_spool_stage_open(const struct sl_conf_snapshot *s, char *why, size_t why_len)
 	return 0;
 }
 
+struct sl_spool *
+sl_spool_stage_store(void)
+{
+	return spool_store;
+}
+
 void
 sl_spool_stage_close(void)
 {

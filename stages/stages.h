@@ -45,15 +45,19 @@ size_t sl_accept_listener_cnt(void);
 int sl_spool_stage_open(const struct sl_conf_snapshot *s, char *why, size_t why_len);
 /* Close the spool (after the spool stage stopped). */
 void sl_spool_stage_close(void);
+/* The open spool, for reading messages back (sl_spool_read: any thread). */
+struct sl_spool *sl_spool_stage_store(void);
 /* Hand the messages recovery found to the delivery stage (once it runs). */
 void sl_spool_stage_requeue(struct sl_stage *deliver);
 
 /* Remember the delivery stage and register its counters (before it starts). */
 void sl_deliver_init(struct sl_stage *st);
 /*
- * Tell every delivery thread to stop: connections close at once (their
- * jobs stay in the spool for the next start) and nothing more is sent to
- * the spool.  Returns when every thread has done so, or after timeout_ms.
+ * Tell every delivery thread to stop: no new transaction starts, idle
+ * connections say QUIT, and transactions in flight may finish for up to
+ * timeout_ms (their outcomes reach the spool).  Then whatever is still
+ * open is closed at once (its jobs stay in the spool for the next start).
+ * Returns when every thread has stopped delivering.
  */
 void sl_deliver_quiesce(unsigned timeout_ms);
 /* Messages between the protocol stage and its spool answer (for shutdown). */
