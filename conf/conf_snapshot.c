@@ -913,6 +913,54 @@ sl_conf_eval(const struct sl_conf_snapshot *s, enum sl_opt opt, const struct sl_
 	return s->global[opt];
 }
 
+/* Does any Host stanza of the list (exact or regex) match `name`? */
+static bool
+dscope_declared(const struct sl_conf_dscope *v, size_t exact_cnt, size_t cnt, const char *name)
+{
+	for (size_t i = 0; i < exact_cnt; i++)
+		if (strcasecmp(name, v[i].name) == 0)
+			return true;
+	for (size_t i = exact_cnt; i < cnt; i++)
+		if (dscope_matches(&v[i], name))
+			return true;
+	return false;
+}
+
+const union sl_conf_val *
+sl_conf_host_eval(const struct sl_conf_snapshot *s, enum sl_opt opt, const struct sl_conf_where *w,
+		  bool *is_declared)
+{
+	const struct sl_conf_binding *bd;
+	const struct sl_conf_container *conts[3];
+	size_t n = 0;
+
+	SL_CHECK_OBJ(s, SL_CONF_SNAPSHOT_MAGIC);
+	*is_declared = false;
+	if (w == NULL || w->host == NULL)
+		return NULL;
+	bd = sl_conf_binding_find(s, w->binding ? w->binding : "default");
+	if (bd != NULL) {
+		conts[n++] = &bd->c;
+		if (bd->group != NULL)
+			conts[n++] = &bd->group->c;
+	}
+	conts[n++] = &s->top;
+	for (size_t i = 0; i < n; i++) {
+		const struct sl_conf_container *c = conts[i];
+		const union sl_conf_val *v =
+			dscope_eval(c->hosts, c->host_exact_cnt, c->host_cnt, w->host, opt);
+
+		if (v != NULL) {
+			*is_declared = true;
+			return v;
+		}
+		if (!*is_declared && c->host_cnt > 0)
+			*is_declared =
+				dscope_declared(c->hosts, c->host_exact_cnt, c->host_cnt, w->host);
+	}
+	return NULL;
+}
+
 bool
 sl_conf_bool(const struct sl_conf_snapshot *s, enum sl_opt opt)
 {

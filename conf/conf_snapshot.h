@@ -200,6 +200,16 @@ struct sl_conf_where {
 const union sl_conf_val *sl_conf_eval(const struct sl_conf_snapshot *s, enum sl_opt opt,
 				      const struct sl_conf_where *w);
 
+/*
+ * `opt` from the Host stanzas alone for w->host (binding, its group, then
+ * top level; no fallback to Domain or wider scopes).  *is_declared tells
+ * whether any Host stanza matches w->host at all.  For the options whose
+ * Host value does not inherit (Max_Outbound_Connections: a Host stanza
+ * that does not set it means no limit).
+ */
+const union sl_conf_val *sl_conf_host_eval(const struct sl_conf_snapshot *s, enum sl_opt opt,
+					   const struct sl_conf_where *w, bool *is_declared);
+
 /* Global value shortcuts (the option must have the matching type). */
 static inline const union sl_conf_val *
 sl_conf_global(const struct sl_conf_snapshot *s, enum sl_opt opt)

@@ -136,6 +136,10 @@ dl_conn_free(struct dl_conn *c)
 	q->conn_cnt--;
 	q->dt->conn_open--;
 	dl_shape_conn_release();
+	if (c->host_slot[0] != '\0')
+		dl_shape_host_release(c->host_slot);
+	else
+		q->plain_conn_cnt--;
 	sl_smtp_client_free(c->smtp);
 	sl_buf_free(&c->in);
 	sl_buf_free(&c->out);
@@ -642,7 +646,8 @@ dl_conn_bind(struct dl_conn *c)
 }
 
 int
-dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char *host)
+dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char *host,
+	     const char *host_slot)
 {
 	struct dl_thread *dt = q->dt;
 	struct dl_conn *c = SL_NEW(c);
@@ -659,6 +664,9 @@ dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char
 	c->q = q;
 	c->addr = *addr;
 	snprintf(c->host, sizeof(c->host), "%s", host);
+	snprintf(c->host_slot, sizeof(c->host_slot), "%s", host_slot ? host_slot : "");
+	if (c->host_slot[0] == '\0')
+		q->plain_conn_cnt++;
 	if (addr->ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, c->ip,
 			  sizeof(c->ip));

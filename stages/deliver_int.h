@@ -110,9 +110,11 @@ struct dl_queue {
 	struct dl_job *active_head, *active_tail;
 	size_t active_cnt;
 	size_t delayed_cnt;
-	size_t inflight_cnt; /* jobs in a transaction now */
-	size_t resident_cnt; /* active jobs whose content is in memory */
-	size_t loading_cnt;  /* active jobs whose content is being read back */
+	size_t inflight_cnt;   /* jobs in a transaction now */
+	size_t resident_cnt;   /* active jobs whose content is in memory */
+	size_t plain_conn_cnt; /* connections counted against Max_Outbound_Connections (no
+				  Host stanza for their host) */
+	size_t loading_cnt;    /* active jobs whose content is being read back */
 	/* routes */
 	enum { DL_ROUTE_NONE, DL_ROUTE_PENDING, DL_ROUTE_OK, DL_ROUTE_FAILED } route_state;
 	enum sl_dns_status route_status;
@@ -148,6 +150,7 @@ struct dl_conn {
 	struct sockaddr_storage addr;
 	char ip[64]; /* the peer, for logs */
 	char host[256];
+	char host_slot[256]; /* the Host slot it holds (dl_shape_host_take), or "" */
 	struct sl_smtp_client *smtp;
 	struct sl_buf in;
 	struct sl_buf out;
@@ -247,9 +250,12 @@ const union sl_conf_val *dl_opt(const struct dl_queue *q, enum sl_opt opt, const
 /*
  * Open a new connection of q to `addr` (port set), using the outbound
  * connection slot the caller took (dl_shape_conn_take): the connection
- * gives it back when it is freed, also when opening fails.  0 or -errno.
+ * gives it back when it is freed, also when opening fails.  `host_slot`:
+ * the key of the Host slot taken for it (dl_shape_host_take), or NULL when
+ * it counts against the queue's own Max_Outbound_Connections.  0 or -errno.
  */
-int dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char *host);
+int dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char *host,
+		 const char *host_slot);
 /* Give an idle connection the next job of its queue, or start its idle timer. */
 void dl_conn_feed(struct dl_conn *c);
 /* Close (QUIT when possible); jobs in flight go back to the queue. */
@@ -264,6 +270,13 @@ void dl_conn_close(struct dl_conn *c, bool is_graceful);
  */
 bool dl_shape_conn_take(const struct sl_conf_snapshot *s, bool is_first);
 void dl_shape_conn_release(void);
+/*
+ * Max_Outbound_Connections of a Host stanza: one count per host (name or
+ * address, as the stanza names it) for the whole node, whatever domains
+ * and threads connect to it.  `max` < 0: no limit (still counted).
+ */
+bool dl_shape_host_take(const char *key, int64_t max);
+void dl_shape_host_release(const char *key);
 unsigned dl_shape_conn_cnt(void);
 /*
  * Rate limits (Outbound_Throttle_Messages/_Connections): 0 if an event may

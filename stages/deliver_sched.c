@@ -770,9 +770,47 @@ dl_conn_wanted(const struct dl_queue *q)
 	want += q->inflight_cnt;
 	if (want == 0 && waiting > 0)
 		want = 1;
-	if (max >= 0 && want > (uint64_t)max)
-		want = (uint64_t)max;
+	/* Connections to hosts with a Host stanza have that stanza's limit instead. */
+	if (max >= 0 && want > (uint64_t)max + (q->conn_cnt - q->plain_conn_cnt))
+		want = (uint64_t)max + (q->conn_cnt - q->plain_conn_cnt);
 	return (unsigned)want;
+}
+
+/*
+ * Is there a Host stanza for the host (its name, else its address)?  Then
+ * its Max_Outbound_Connections (-1, no limit, when it does not set it)
+ * replaces the domain's for connections to that host; `key` names the
+ * node-wide count.
+ */
+static bool
+dl_host_limit(const struct dl_queue *q, const char *host, const struct sockaddr_storage *a,
+	      char *key, size_t key_len, int64_t *max)
+{
+	char ip[64];
+	const char *names[2] = { host, ip };
+	bool is_declared;
+
+	if (a->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, ip, sizeof(ip));
+	else
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, ip, sizeof(ip));
+	for (size_t i = 0; i < 2; i++) {
+		struct sl_conf_where w = { q->binding, q->domain, names[i] };
+		const union sl_conf_val *v;
+
+		if (names[i] == NULL || names[i][0] == '\0')
+			continue;
+		v = sl_conf_host_eval(q->dt->snap, SL_OPT_MAX_OUTBOUND_CONNECTIONS, &w,
+				      &is_declared);
+		if (!is_declared)
+			continue;
+		*max = v != NULL ? v->i : -1;
+		snprintf(key, key_len, "%s", names[i]);
+		for (char *p = key; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		return true;
+	}
+	return false;
 }
 
 /* The next address to connect to: lowest preference first, spread over equals. */
@@ -870,6 +908,8 @@ dl_queue_run(struct dl_queue *q)
 	while (q->active_cnt > 0 && q->conn_cnt < dl_conn_wanted(q) && opened < DL_OPEN_PER_RUN) {
 		const char *host = NULL;
 		const struct sockaddr_storage *a = dl_next_addr(q, &host);
+		char host_key[256];
+		bool is_host;
 		const union sl_conf_val *thr =
 			dl_opt(q, SL_OPT_OUTBOUND_THROTTLE_CONNECTIONS, NULL);
 
@@ -884,9 +924,23 @@ dl_queue_run(struct dl_queue *q)
 		if (thr != NULL && thr->thr.cnt > 0 &&
 		    dl_shape_throttle(dt->snap, thr, uv_now(dt->loop)) > 0)
 			return; /* throttled: the scheduler's tick comes back */
-		if (!dl_shape_conn_take(dt->snap, q->conn_cnt == 0))
+		{
+			int64_t max;
+
+			is_host = dl_host_limit(q, host, a, host_key, sizeof(host_key), &max);
+			if (is_host && !dl_shape_host_take(host_key, max))
+				return; /* the host's limit: a connection closing runs us again */
+			if (!is_host && dl_opt_int(q, SL_OPT_MAX_OUTBOUND_CONNECTIONS, 32) >= 0 &&
+			    q->plain_conn_cnt >=
+				    (uint64_t)dl_opt_int(q, SL_OPT_MAX_OUTBOUND_CONNECTIONS, 32))
+				return;
+		}
+		if (!dl_shape_conn_take(dt->snap, q->conn_cnt == 0)) {
+			if (is_host)
+				dl_shape_host_release(host_key);
 			return; /* Server_Max_Outbound_Connections: the tick comes back */
-		if (dl_conn_open(q, a, host) != 0) {
+		}
+		if (dl_conn_open(q, a, host, is_host ? host_key : NULL) != 0) {
 			dl_queue_conn_failed(q, a, false);
 			continue;
 		}

@@ -13,15 +13,72 @@
  */
 #include "config.h"
 
+#include <ctype.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "engine/alloc.h"
 #include "engine/assert.h"
+#include "engine/htable.h"
 #include "engine/throttle.h"
 #include "stages/deliver_int.h"
 
 static uint32_t shape_conns;
+
+/* Connections per Host stanza key (lower case), node-wide; freed at zero. */
+struct shape_host {
+	struct sl_hnode node;
+	char *key; /* owned */
+	unsigned conns;
+};
+static pthread_mutex_t shape_host_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sl_htable shape_hosts = SL_HTABLE_INIT;
+
+bool
+dl_shape_host_take(const char *key, int64_t max)
+{
+	size_t len = strlen(key);
+	struct shape_host *h;
+	bool is_ok = true;
+
+	pthread_mutex_lock(&shape_host_lock);
+	h = (struct shape_host *)sl_htable_find(&shape_hosts, key, len);
+	if (h == NULL) {
+		h = SL_NEW(h);
+		h->key = sl_strdup(key);
+		h->node.key = h->key;
+		h->node.key_len = len;
+		sl_htable_insert(&shape_hosts, &h->node);
+	}
+	if (max >= 0 && h->conns >= (uint64_t)max)
+		is_ok = false;
+	else
+		h->conns++;
+	if (h->conns == 0) {
+		sl_htable_remove(&shape_hosts, &h->node);
+		sl_free(h->key);
+		sl_free(h);
+	}
+	pthread_mutex_unlock(&shape_host_lock);
+	return is_ok;
+}
+
+void
+dl_shape_host_release(const char *key)
+{
+	struct shape_host *h;
+
+	pthread_mutex_lock(&shape_host_lock);
+	h = (struct shape_host *)sl_htable_find(&shape_hosts, key, strlen(key));
+	SL_ASSERT(h != NULL && h->conns > 0);
+	if (--h->conns == 0) {
+		sl_htable_remove(&shape_hosts, &h->node);
+		sl_free(h->key);
+		sl_free(h);
+	}
+	pthread_mutex_unlock(&shape_host_lock);
+}
 
 bool
 dl_shape_conn_take(const struct sl_conf_snapshot *s, bool is_first)

@@ -250,6 +250,43 @@ test_host_scope(void **state)
 	sl_conf_snapshot_put(s);
 }
 
+/* Host stanzas alone, no fallback: declared or not, set or not, in a binding or a regex. */
+static void
+test_host_eval(void **state)
+{
+	struct sl_conf_snapshot *s = build_ok(
+		"max_outbound_connections = 32\n"
+		"host \"mx1.example.com\" { max_outbound_connections = 2 }\n"
+		"host \"mx2.example.com\" { }\n"
+		"host \"/^mx[0-9]+\\.regex\\.test$/\" { max_outbound_connections = 7 }\n"
+		"binding \"b\" { host \"mx1.example.com\" { max_outbound_connections = 5 } }\n");
+	struct sl_conf_where w = { NULL, "example.com", "MX1.example.com" };
+	const union sl_conf_val *v;
+	bool is_declared;
+
+	v = sl_conf_host_eval(s, SL_OPT_MAX_OUTBOUND_CONNECTIONS, &w, &is_declared);
+	assert_true(is_declared);
+	assert_int_equal(v->i, 2);
+	w.host = "mx2.example.com"; /* declared, not set: no value (no inheritance) */
+	assert_null(sl_conf_host_eval(s, SL_OPT_MAX_OUTBOUND_CONNECTIONS, &w, &is_declared));
+	assert_true(is_declared);
+	w.host = "mx3.example.com";
+	assert_null(sl_conf_host_eval(s, SL_OPT_MAX_OUTBOUND_CONNECTIONS, &w, &is_declared));
+	assert_false(is_declared);
+	w.host = "mx12.regex.test";
+	v = sl_conf_host_eval(s, SL_OPT_MAX_OUTBOUND_CONNECTIONS, &w, &is_declared);
+	assert_true(is_declared);
+	assert_int_equal(v->i, 7);
+	w.binding = "b";
+	w.host = "mx1.example.com";
+	v = sl_conf_host_eval(s, SL_OPT_MAX_OUTBOUND_CONNECTIONS, &w, &is_declared);
+	assert_int_equal(v->i, 5);
+	w.host = NULL;
+	assert_null(sl_conf_host_eval(s, SL_OPT_MAX_OUTBOUND_CONNECTIONS, &w, &is_declared));
+	assert_false(is_declared);
+	sl_conf_snapshot_put(s);
+}
+
 static void
 test_blocks(void **state)
 {
@@ -440,17 +477,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_values),
-		cmocka_unit_test(test_fallback_domain),
-		cmocka_unit_test(test_fallback_binding),
-		cmocka_unit_test(test_fallback_group),
-		cmocka_unit_test(test_regex_domains),
-		cmocka_unit_test(test_host_scope),
-		cmocka_unit_test(test_blocks),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_all_errors),
-		cmocka_unit_test(test_print_fixed_point),
+		cmocka_unit_test(test_defaults),        cmocka_unit_test(test_values),
+		cmocka_unit_test(test_fallback_domain), cmocka_unit_test(test_fallback_binding),
+		cmocka_unit_test(test_fallback_group),  cmocka_unit_test(test_regex_domains),
+		cmocka_unit_test(test_host_scope),      cmocka_unit_test(test_host_eval),
+		cmocka_unit_test(test_blocks),          cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_all_errors),      cmocka_unit_test(test_print_fixed_point),
 		cmocka_unit_test(test_builtin_default),
 	};
 
