@@ -439,6 +439,23 @@ dns_entry_keep(struct sl_dns *d, struct dns_entry *e, struct sl_dns_result *r)
 	}
 }
 
+size_t
+sl_dns_expire(struct sl_dns *d)
+{
+	struct dns_entry *e, *tmp;
+	uint64_t now = uv_now(d->loop);
+	size_t n = 0;
+
+	SL_CHECK_OBJ(d, DNS_MAGIC);
+	cds_list_for_each_entry_safe (e, tmp, &d->lru, lru) {
+		if (e->job == NULL && e->result->expires_ms <= now) {
+			dns_entry_free(d, e);
+			n++;
+		}
+	}
+	return n;
+}
+
 static uint64_t
 dns_expiry(const struct sl_dns *d, uint32_t ttl_s)
 {

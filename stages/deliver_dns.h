@@ -141,6 +141,13 @@ void sl_dns_mx(struct sl_dns *d, const char *domain, void (*cb)(void *arg, struc
 void sl_dns_host(struct sl_dns *d, const char *host, void (*cb)(void *arg, struct sl_dns_result *r),
 		 void *arg);
 
+/*
+ * Drop the cached results that have expired (dns_expire_interval): the
+ * cache keeps only live answers.  Lookups in flight are left alone.
+ * Returns how many were dropped.
+ */
+size_t sl_dns_expire(struct sl_dns *d);
+
 void sl_dns_result_get(struct sl_dns_result *r);
 void sl_dns_result_put(struct sl_dns_result *r);
 

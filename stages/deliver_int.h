@@ -96,6 +96,8 @@ struct dl_target {
 	uint16_t port;                  /* 0: the default for the delivery method */
 	struct sockaddr_storage *addrs; /* owned, port set */
 	size_t addr_cnt;
+	unsigned round_failures; /* connection failures since the queue last connected or
+				    was delayed (MX_Failures_To_Delay counts per host) */
 };
 
 struct dl_queue {
@@ -192,11 +194,12 @@ struct dl_thread {
 	char hostname[256];
 	struct sl_stage *spool;
 	struct sl_stage *deliver;
-	bool is_stopping;   /* quiesced: no new transaction starts */
-	bool is_draining;   /* quiesced, transactions in flight still finishing */
-	bool dns_open;      /* until sl_dns_close says it is done */
-	unsigned conn_open; /* connections not yet freed, all queues */
-	unsigned load_open; /* reads of swapped-out content not yet finished */
+	bool is_stopping;     /* quiesced: no new transaction starts */
+	bool is_draining;     /* quiesced, transactions in flight still finishing */
+	bool dns_open;        /* until sl_dns_close says it is done */
+	unsigned conn_open;   /* connections not yet freed, all queues */
+	unsigned load_open;   /* reads of swapped-out content not yet finished */
+	uint64_t dns_scan_ms; /* loop time of the last dns_expire_interval scan */
 };
 
 /* ---- deliver.c: messages, outcomes, logs, bounces */

@@ -407,6 +407,8 @@ dl_queue_delay_all(struct dl_queue *q, unsigned code, const char *enhanced, cons
 	}
 	q->consecutive_failures = 0;
 	q->first_failure_ms = 0;
+	for (size_t i = 0; i < q->target_cnt; i++)
+		q->targets[i].round_failures = 0; /* the next round starts afresh */
 }
 
 /* Every active job of q fails for good (P lines, bounces). */
@@ -467,6 +469,59 @@ dl_addr_usable(struct dl_thread *dt, const struct sockaddr_storage *a, uint64_t 
 	return f == NULL || f->until_ms <= now;
 }
 
+static bool
+dl_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+	}
+	return false;
+}
+
+/* The target (MX host, gateway or route) `a` belongs to, or NULL. */
+static struct dl_target *
+dl_target_of(struct dl_queue *q, const struct sockaddr_storage *a)
+{
+	for (size_t i = 0; i < q->target_cnt; i++)
+		for (size_t k = 0; k < q->targets[i].addr_cnt; k++)
+			if (dl_addr_same(&q->targets[i].addrs[k], a))
+				return &q->targets[i];
+	return NULL;
+}
+
+/* Has every host with an address failed MX_Failures_To_Delay times this round? */
+static bool
+dl_all_hosts_failed(const struct dl_queue *q, int64_t to_delay)
+{
+	size_t hosts = 0;
+
+	for (size_t i = 0; i < q->target_cnt; i++) {
+		if (q->targets[i].addr_cnt == 0)
+			continue;
+		hosts++;
+		if (q->targets[i].round_failures < (uint64_t)to_delay)
+			return false;
+	}
+	return hosts > 0;
+}
+
+static void
+dl_round_reset(struct dl_queue *q)
+{
+	for (size_t i = 0; i < q->target_cnt; i++)
+		q->targets[i].round_failures = 0;
+}
+
 void
 dl_queue_conn_failed(struct dl_queue *q, const struct sockaddr_storage *addr, bool is_timeout)
 {
@@ -487,16 +542,24 @@ dl_queue_conn_failed(struct dl_queue *q, const struct sockaddr_storage *addr, bo
 	f->until_ms = now + (uint64_t)(retry > 0 ? retry : 0) * 1000;
 	if (q->consecutive_failures++ == 0)
 		q->first_failure_ms = now;
+	{
+		struct dl_target *t = dl_target_of(q, addr);
+
+		if (t != NULL)
+			t->round_failures++;
+	}
 	/*
-	 * MX_Failures_To_Delay failures in a row for every target, or failing
+	 * Every MX host failed MX_Failures_To_Delay times (a host that has is
+	 * skipped meanwhile, so the next preference gets its turn), or failing
 	 * for longer than Connect_Timeout_To_Delay: the destination is down.
 	 */
-	if ((to_delay > 0 &&
-	     q->consecutive_failures >= (uint64_t)to_delay * (q->target_cnt ? q->target_cnt : 1)) ||
+	if ((to_delay > 0 && dl_all_hosts_failed(q, to_delay)) ||
 	    (is_timeout && time_to_delay > 0 &&
-	     now - q->first_failure_ms >= (uint64_t)time_to_delay * 1000))
+	     now - q->first_failure_ms >= (uint64_t)time_to_delay * 1000)) {
+		dl_round_reset(q);
 		dl_queue_delay_all(q, 451, "4.4.1", "no adequate servers (all failed)", "",
 				   DL_STAGE_NOT_CONNECTED);
+	}
 }
 
 void
@@ -504,6 +567,7 @@ dl_queue_conn_ok(struct dl_queue *q)
 {
 	q->consecutive_failures = 0;
 	q->first_failure_ms = 0;
+	dl_round_reset(q);
 }
 
 /* ------------------------------------------------------------ routes */
@@ -545,6 +609,7 @@ dl_target_add(struct dl_queue *q, const char *host, uint16_t pref, uint16_t port
 	q->targets = sl_reallocarray(q->targets, q->target_cnt + 1, sizeof(*q->targets));
 	t = &q->targets[q->target_cnt++];
 	t->host = sl_strdup(host);
+	t->round_failures = 0;
 	t->pref = pref;
 	t->port = port ? port : dl_default_port(q);
 	t->addrs = sl_calloc(addr_cnt ? addr_cnt : 1, sizeof(*t->addrs));
@@ -818,6 +883,7 @@ static const struct sockaddr_storage *
 dl_next_addr(struct dl_queue *q, const char **host)
 {
 	uint64_t now = dl_now_ms();
+	int64_t to_delay = dl_opt_int(q, SL_OPT_MX_FAILURES_TO_DELAY, 50);
 
 	for (size_t i = 0; i < q->target_cnt;) {
 		uint16_t pref = q->targets[i].pref;
@@ -833,7 +899,10 @@ dl_next_addr(struct dl_queue *q, const char **host)
 				if (k < q->targets[t].addr_cnt) {
 					const struct sockaddr_storage *a = &q->targets[t].addrs[k];
 
-					if (dl_addr_usable(q->dt, a, now)) {
+					/* A host that failed MX_Failures_To_Delay times waits. */
+					if (dl_addr_usable(q->dt, a, now) &&
+					    (to_delay <= 0 ||
+					     q->targets[t].round_failures < (uint64_t)to_delay)) {
 						*host = q->targets[t].host;
 						return a;
 					}
@@ -952,6 +1021,7 @@ dl_queue_run(struct dl_queue *q)
 
 struct dl_tick {
 	uint64_t now;
+	bool is_dns_scan;       /* dns_expire_interval has passed: refresh expired routes */
 	struct dl_queue **idle; /* queues to free after the walk */
 	size_t idle_cnt;
 };
@@ -962,6 +1032,16 @@ dl_tick_queue(struct sl_hnode *n, void *arg)
 	struct dl_queue *q = (struct dl_queue *)n;
 	struct dl_tick *t = arg;
 
+	/*
+	 * dns_expire_interval: a queue with mail whose route has expired looks
+	 * it up again now, so its next attempt does not wait for DNS.
+	 */
+	if (t->is_dns_scan && q->route_state == DL_ROUTE_OK && t->now >= q->route_expires_ms &&
+	    q->active_cnt + q->delayed_cnt > 0 && !q->dt->is_stopping) {
+		dl_route(q);
+		if (q->route_state == DL_ROUTE_PENDING)
+			return;
+	}
 	/* Suspended, throttled or short of connection slots: try again. */
 	if (q->active_cnt > 0)
 		dl_queue_run(q);
@@ -984,7 +1064,18 @@ dl_sched_tick_cb(uv_timer_t *timer)
 {
 	struct dl_thread *dt = timer->data;
 	struct dl_tick t = { .now = uv_now(dt->loop) };
+	uint64_t every = (uint64_t)sl_conf_int(dt->snap, SL_OPT_DNS_EXPIRE_INTERVAL) * 1000;
 
+	if (t.now - dt->dns_scan_ms >= every) {
+		dt->dns_scan_ms = t.now;
+		t.is_dns_scan = true;
+		if (dt->dns != NULL && dt->dns_open && !dt->is_stopping) {
+			size_t n = sl_dns_expire(dt->dns);
+
+			if (n > 0)
+				sl_log_debug("delivery: %zu expired DNS answers dropped", n);
+		}
+	}
 	sl_htable_foreach(&dt->queues, dl_tick_queue, &t);
 	for (size_t i = 0; i < t.idle_cnt; i++) {
 		sl_htable_remove(&dt->queues, &t.idle[i]->node);
