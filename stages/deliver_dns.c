@@ -95,7 +95,8 @@ struct dns_sock {
 struct dns_waiter {
 	struct cds_list_head link; /* in job->waiters, then d->ready (which own it) */
 	void (*cb)(void *arg, struct sl_dns_result *r);
-	void *arg;                    /* the caller's */
+	void (*early)(void *arg, struct sl_dns_result *r); /* sl_dns_mx_early, or NULL */
+	void *arg;                                         /* the caller's */
 	struct sl_dns_result *result; /* one reference, once answered; passed to cb */
 	struct dns_job *mx_job; /* borrowed: the MX job waiting (internal); NULL for callers */
 	size_t mx_idx;          /* the exchanger it waits for */
@@ -135,6 +136,7 @@ struct dns_job {
 	size_t addr_cnt[2];
 	/* MX */
 	bool is_implicit;
+	bool is_early_sent;      /* the partial answer went to the early waiters */
 	struct sl_dns_rr_mx *rr; /* owned: the exchangers, rr_cnt of them */
 	size_t rr_cnt;
 	struct sl_dns_result *host_res[SL_DNS_MAX_MX]; /* references, one per exchanger */
@@ -718,6 +720,49 @@ dns_mx_finish(struct dns_job *job)
 	dns_job_done(job, r);
 }
 
+/*
+ * The first exchanger with addresses while others are outstanding: waiters
+ * that asked (sl_dns_mx_early) get a partial result now.
+ */
+static void
+dns_mx_early(struct dns_job *job)
+{
+	struct sl_dns_result *r;
+	struct dns_waiter *w;
+	size_t n = 0, k = 0;
+
+	cds_list_for_each_entry (w, &job->waiters, link)
+		n += w->early != NULL;
+	job->is_early_sent = true;
+	if (n == 0)
+		return;
+	n = 0;
+	for (size_t i = 0; i < job->rr_cnt; i++)
+		n += job->host_res[i] != NULL && job->host_res[i]->hosts[0].addr_cnt > 0;
+	r = dns_result_new(n, job->expires_ms);
+	r->is_partial = true;
+	r->is_implicit_mx = job->is_implicit;
+	for (size_t i = 0; i < job->rr_cnt; i++) {
+		const struct sl_dns_result *hr = job->host_res[i];
+
+		if (hr != NULL && hr->hosts[0].addr_cnt > 0)
+			dns_host_set(&r->hosts[k++], job->rr[i].name, job->rr[i].pref, SL_DNS_OK,
+				     hr->hosts[0].addrs, hr->hosts[0].addr_cnt);
+	}
+	cds_list_for_each_entry (w, &job->waiters, link) {
+		struct dns_waiter *e;
+
+		if (w->early == NULL)
+			continue;
+		e = SL_NEW(e);
+		e->cb = w->early;
+		e->arg = w->arg;
+		sl_dns_result_get(r);
+		dns_ready(job->d, e, r);
+	}
+	sl_dns_result_put(r);
+}
+
 /* An exchanger's addresses are in (r: a reference for the job). */
 static void
 dns_mx_host_done(struct dns_job *job, size_t idx, struct sl_dns_result *r)
@@ -725,8 +770,12 @@ dns_mx_host_done(struct dns_job *job, size_t idx, struct sl_dns_result *r)
 	SL_ASSERT(idx < job->rr_cnt && job->host_res[idx] == NULL);
 	job->host_res[idx] = r;
 	dns_job_expire(job, r->expires_ms);
-	if (--job->pending == 0)
+	if (--job->pending == 0) {
 		dns_mx_finish(job);
+		return;
+	}
+	if (!job->is_early_sent && r->host_cnt == 1 && r->hosts[0].addr_cnt > 0)
+		dns_mx_early(job);
 }
 
 static void
@@ -1077,6 +1126,7 @@ sl_dns_close(struct sl_dns *d, void (*done)(void *arg), void *arg)
 
 static void
 dns_call(struct sl_dns *d, bool is_mx, const char *name,
+	 void (*early)(void *arg, struct sl_dns_result *r),
 	 void (*cb)(void *arg, struct sl_dns_result *r), void *arg)
 {
 	char norm[SL_DNS_NAME_MAX + 1], shown[96], why[160];
@@ -1089,6 +1139,7 @@ dns_call(struct sl_dns *d, bool is_mx, const char *name,
 	SL_ASSERT(cb != NULL);
 	w = SL_NEW(w);
 	w->cb = cb;
+	w->early = early;
 	w->arg = arg;
 	if (d->is_closing) {
 		dns_ready(d, w, dns_result_fail(SL_DNS_TEMPFAIL, 0, "DNS resolver shutting down"));
@@ -1121,14 +1172,22 @@ void
 sl_dns_mx(struct sl_dns *d, const char *domain, void (*cb)(void *arg, struct sl_dns_result *r),
 	  void *arg)
 {
-	dns_call(d, true, domain, cb, arg);
+	dns_call(d, true, domain, NULL, cb, arg);
+}
+
+void
+sl_dns_mx_early(struct sl_dns *d, const char *domain,
+		void (*early)(void *arg, struct sl_dns_result *r),
+		void (*cb)(void *arg, struct sl_dns_result *r), void *arg)
+{
+	dns_call(d, true, domain, early, cb, arg);
 }
 
 void
 sl_dns_host(struct sl_dns *d, const char *host, void (*cb)(void *arg, struct sl_dns_result *r),
 	    void *arg)
 {
-	dns_call(d, false, host, cb, arg);
+	dns_call(d, false, host, NULL, cb, arg);
 }
 
 uint64_t

@@ -103,6 +103,8 @@ struct sl_dns_result {
 	/* For logs and bounces: "NXDOMAIN for example.invalid"; "" when OK. */
 	char why[160];
 	bool is_implicit_mx;       /* no MX: the domain is its own exchanger */
+	bool is_partial;           /* sl_dns_mx_early's first answer: only the exchangers
+				      resolved so far (those with addresses) */
 	struct sl_dns_host *hosts; /* owned array, in preference order */
 	size_t host_cnt;
 	/* Loop time (uv_now) after which it is stale; UINT64_MAX for an address literal. */
@@ -136,6 +138,17 @@ void sl_dns_close(struct sl_dns *d, void (*done)(void *arg), void *arg);
  */
 void sl_dns_mx(struct sl_dns *d, const char *domain, void (*cb)(void *arg, struct sl_dns_result *r),
 	       void *arg);
+
+/*
+ * sl_dns_mx, and also, as soon as the first exchanger has addresses while
+ * others are still being resolved, `early` once with a partial result
+ * (is_partial: the exchangers with addresses so far, status OK).  `cb`
+ * always follows with the complete result.  No early call when the answer
+ * is complete at once (cached, or every exchanger answered together).
+ */
+void sl_dns_mx_early(struct sl_dns *d, const char *domain,
+		     void (*early)(void *arg, struct sl_dns_result *r),
+		     void (*cb)(void *arg, struct sl_dns_result *r), void *arg);
 
 /* Look up the addresses of one host; the result has one host entry. */
 void sl_dns_host(struct sl_dns *d, const char *host, void (*cb)(void *arg, struct sl_dns_result *r),

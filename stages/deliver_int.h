@@ -122,6 +122,8 @@ struct dl_queue {
 	enum sl_dns_status route_status;
 	char route_why[192];
 	size_t route_prohibited;   /* addresses Prohibited_Hosts left out of this route */
+	bool is_route_partial;     /* fully_resolve_before_smtp = false: delivering to the
+				    exchangers resolved so far, the rest still coming */
 	struct dl_target *targets; /* owned, in preference order */
 	size_t target_cnt;
 	size_t next_target;        /* round robin among equal preferences */

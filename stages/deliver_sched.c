@@ -38,6 +38,7 @@
 #include "engine/alloc.h"
 #include "engine/assert.h"
 #include "engine/log.h"
+#include "proto/validate.h"
 #include "spool/spool.h"
 #include "stages/deliver_int.h"
 #include "stages/stages.h"
@@ -706,6 +707,13 @@ dl_lookup_cb(void *arg, struct sl_dns_result *r)
 
 	SL_CHECK_OBJ(q, DL_QUEUE_MAGIC);
 	q->pending_lookups--;
+	if (!q->dt->is_stopping && q->is_route_partial) {
+		/* The complete answer replaces the partial one. */
+		dl_targets_free(q);
+		q->is_route_partial = false;
+		q->route_status = (enum sl_dns_status) - 1;
+		q->route_prohibited = 0;
+	}
 	if (!q->dt->is_stopping) {
 		uint64_t now = uv_now(q->dt->loop);
 		uint64_t expires = l->ttl_s ? now + (uint64_t)l->ttl_s * 1000 : r->expires_ms;
@@ -726,6 +734,52 @@ dl_lookup_cb(void *arg, struct sl_dns_result *r)
 	sl_free(l);
 }
 
+/*
+ * fully_resolve_before_smtp = false: the first exchangers with addresses
+ * are in while others are still being resolved; deliver to them now.
+ */
+static void
+dl_lookup_early_cb(void *arg, struct sl_dns_result *r)
+{
+	struct dl_lookup *l = arg;
+	struct dl_queue *q = l->q;
+
+	SL_CHECK_OBJ(q, DL_QUEUE_MAGIC);
+	if (!q->dt->is_stopping && q->route_state == DL_ROUTE_PENDING && q->pending_lookups == 1) {
+		size_t usable = 0;
+
+		for (size_t i = 0; i < r->host_cnt; i++)
+			dl_target_add(q, r->hosts[i].name, r->hosts[i].pref, l->port,
+				      r->hosts[i].addrs, r->hosts[i].addr_cnt);
+		for (size_t i = 0; i < q->target_cnt; i++)
+			usable += q->targets[i].addr_cnt;
+		if (usable > 0) {
+			q->is_route_partial = true;
+			q->route_status = SL_DNS_OK;
+			q->route_state = DL_ROUTE_OK;
+			sl_log_debug("delivery to %s: starting with %zu of its exchangers resolved",
+				     q->domain, q->target_cnt);
+			dl_queue_run(q);
+		} else {
+			dl_targets_free(q);
+			q->route_prohibited = 0;
+		}
+	}
+	sl_dns_result_put(r);
+}
+
+/* Does the domain wait for every exchanger (fully_resolve_before_smtp, Relay_Domains)? */
+static bool
+dl_fully_resolve(const struct dl_queue *q)
+{
+	const union sl_conf_val *relay = sl_conf_global(q->dt->snap, SL_OPT_RELAY_DOMAINS);
+
+	if (dl_opt_bool(q, SL_OPT_FULLY_RESOLVE_BEFORE_SMTP))
+		return true;
+	/* Momentum: domains in Relay_Domains always wait for every exchanger. */
+	return relay != NULL && sl_validate_domain_in(q->domain, relay->list.v, relay->list.cnt);
+}
+
 /* Resolve one route item (or the domain's MX when `route` is NULL). */
 static void
 dl_route_item(struct dl_queue *q, const struct sl_dns_route *route)
@@ -744,6 +798,8 @@ dl_route_item(struct dl_queue *q, const struct sl_dns_route *route)
 		/* MX_Failures_Fallback_To_A: after that many failed MX lookups, try A/AAAA. */
 		if (fallback > 0 && q->mx_tempfails >= (uint64_t)fallback)
 			sl_dns_host(q->dt->dns, q->domain, dl_lookup_cb, l);
+		else if (route == NULL && !dl_fully_resolve(q))
+			sl_dns_mx_early(q->dt->dns, q->domain, dl_lookup_early_cb, dl_lookup_cb, l);
 		else
 			sl_dns_mx(q->dt->dns, q->domain, dl_lookup_cb, l);
 		return;
@@ -952,7 +1008,7 @@ dl_queue_run(struct dl_queue *q)
 	if (q->route_state == DL_ROUTE_PENDING)
 		return;
 	if (q->route_state == DL_ROUTE_NONE || uv_now(dt->loop) >= q->route_expires_ms ||
-	    q->route_gen != dt->snap->generation) {
+	    (q->route_gen != dt->snap->generation && !q->is_route_partial)) {
 		dl_route(q);
 		if (q->route_state == DL_ROUTE_PENDING)
 			return;
