@@ -761,6 +761,35 @@ smtp_path(const struct sl_smtp_server *s, const char *p, size_t len, bool is_rcp
 	return SMTP_PATH_OK;
 }
 
+int
+sl_smtp_mailbox_check(const char *p, size_t len, bool is_rcpt, bool *has_8bit)
+{
+	size_t llen, dlen = 0, i;
+	enum smtp_path_rc rc;
+
+	*has_8bit = false;
+	if (len + 2 > SL_SMTP_MAX_PATH)
+		return -2;
+	llen = smtp_local_part(p, len, has_8bit);
+	if (llen == 0)
+		return -1;
+	if (is_rcpt && llen == len && llen == 10 && strncasecmp(p, "postmaster", 10) == 0)
+		return 0;
+	if (llen > SL_SMTP_MAX_LOCAL)
+		return -2;
+	if (llen >= len || p[llen] != '@')
+		return -1;
+	i = llen + 1;
+	rc = smtp_domain_part(p + i, len - i, &dlen, has_8bit);
+	if (rc == SMTP_PATH_TOO_LONG)
+		return -2;
+	if (rc != SMTP_PATH_OK || i + dlen != len)
+		return -1;
+	if (*has_8bit && !smtp_utf8_ok((const unsigned char *)p, len))
+		return -1;
+	return 0;
+}
+
 struct smtp_param {
 	const char *key;
 	size_t key_len;

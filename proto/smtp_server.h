@@ -334,6 +334,13 @@ bool sl_smtp_server_is_closing(const struct sl_smtp_server *s);
 /* Facts for logs and Received headers. */
 const char *sl_smtp_server_helo(const struct sl_smtp_server *s); /* "" before HELO */
 bool sl_smtp_server_is_esmtp(const struct sl_smtp_server *s);
+/*
+ * The syntax of a bare mailbox "local@domain" (no angle brackets, no
+ * source route) as MAIL and RCPT check it, for other ways in (ECStream):
+ * 0, -1 bad syntax, -2 too long.  <Postmaster> alone passes when is_rcpt.
+ * *has_8bit tells whether it needs SMTPUTF8.
+ */
+int sl_smtp_mailbox_check(const char *p, size_t len, bool is_rcpt, bool *has_8bit);
 unsigned sl_smtp_server_msg_cnt(const struct sl_smtp_server *s); /* messages accepted */
 
 #endif /* SL_PROTO_SMTP_SERVER_H */

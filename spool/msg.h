@@ -110,6 +110,7 @@ struct sl_msg {
 	/* the protocol session that sent it (only its thread may use this) */
 	void *origin;
 	uint64_t origin_serial;
+	uint64_t origin_tag; /* the session's own number for it (ECStream: its frame) */
 	/*
 	 * Delivery: the message is shared read-only by its per-domain jobs
 	 * (each owns its recipients' status entries); the last reference frees.

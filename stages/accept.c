@@ -11,8 +11,8 @@
  * and hand the connection with its snapshot reference to a protocol thread.
  *
  * Unix-socket clients have no IP address: the ACL sees them as 127.0.0.1.
- * ECStream and Control connections are accepted and closed until their
- * protocols exist (later issues).
+ * ESMTP and ECStream connections go to the protocol stage; Control
+ * connections are accepted and closed until the console exists.
  *
  * Threads: open/start/interrupt/close on the main thread; the accept
  * threads own nothing but the connection they are handing over.  Session
@@ -344,7 +344,7 @@ accept_handle(struct sl_thread *t, struct accept_listener *l, int fd,
 	snprintf(id, sizeof(id), "%08" PRIX32 "-%02X%010" PRIX64, accept_start_time,
 		 (l->thread_base + sl_thread_index(t)) & 0xff, seq & (uint64_t)0xffffffffff);
 	a = s ? accept_find_addr(s, l) : NULL;
-	if (a == NULL || l->rt.kind != SL_LISTENER_ESMTP) {
+	if (a == NULL || (l->rt.kind != SL_LISTENER_ESMTP && l->rt.kind != SL_LISTENER_ECSTREAM)) {
 		/* Removed by a reload, or a protocol that comes in a later issue. */
 		sl_log_debug("closing connection %s on %s: no protocol serves it", id, l->text);
 		close(fd);
@@ -377,7 +377,10 @@ accept_handle(struct sl_thread *t, struct accept_listener *l, int fd,
 				n_listener > max_listener && max_listener > 0
 					? "too many sessions on this listener (listener_sessions)"
 					: "too many sessions for this service (service_sessions)");
-		accept_refuse(fd, "421 4.7.0 Too many sessions, try again later\r\n");
+		accept_refuse(fd,
+			      l->rt.kind == SL_LISTENER_ECSTREAM
+				      ? "ECS1-ERR 421 4.7.0 Too many sessions, try again later\r\n"
+				      : "421 4.7.0 Too many sessions, try again later\r\n");
 		sl_counter_add(accept_counter_refused, 1);
 		sl_conf_snapshot_put(s);
 		sl_free(ev);

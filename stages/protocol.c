@@ -78,7 +78,7 @@ proto_pers(const struct proto_session *ss, enum sl_opt opt)
 	return v;
 }
 
-static int64_t
+int64_t
 proto_pers_int(const struct proto_session *ss, enum sl_opt opt)
 {
 	const union sl_conf_val *v = proto_pers(ss, opt);
@@ -151,13 +151,13 @@ proto_context_set(struct proto_session *ss, const char *key, const char *val)
 	ss->ctx_cnt++;
 }
 
-static void
+void
 proto_context_put(void *arg, const char *key, const char *val)
 {
 	proto_context_set(arg, key, val);
 }
 
-static const char *
+const char *
 proto_context_get(void *arg, const char *key)
 {
 	const struct proto_session *ss = arg;
@@ -240,8 +240,12 @@ proto_timeout_cb(uv_timer_t *timer)
 
 	SL_CHECK_OBJ(ss, PROTO_SESSION_MAGIC);
 	sl_log_info("session %s from %s: timeout", ss->id, ss->remote);
-	sl_eclog_reject(ss->remote, ss->local, ss->id, "timeout", 421, "smtp", "timeout exceeded");
-	sl_smtp_server_timeout(ss->smtp, &ss->out);
+	sl_eclog_reject(ss->remote, ss->local, ss->id, "timeout", 421,
+			ss->ecs != NULL ? "ecstream" : "smtp", "timeout exceeded");
+	if (ss->ecs != NULL)
+		proto_ecs_timeout(ss);
+	else
+		sl_smtp_server_timeout(ss->smtp, &ss->out);
 	proto_drive(ss);
 }
 
@@ -253,6 +257,8 @@ proto_timeout_ms(const struct proto_session *ss)
 	int64_t secs = ss->idle_secs;
 	const union sl_conf_val *v;
 
+	if (ss->ecs != NULL)
+		return proto_ecs_timeout_ms(ss);
 	switch (sl_smtp_server_waiting_for(ss->smtp)) {
 	case SL_SMTP_WAIT_HELO:
 		opt = SL_OPT_EHLO_TIMEOUT;
@@ -306,14 +312,22 @@ proto_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
+/* Is the protocol machine done with the session (it closes once its output is out)? */
+bool
+proto_is_closing(const struct proto_session *ss)
+{
+	return ss->ecs != NULL ? proto_ecs_is_closing(ss) : sl_smtp_server_is_closing(ss->smtp);
+}
+
 /* Start or stop reading and re-arm the timer for the current state. */
-static void
+void
 proto_arm(struct proto_session *ss)
 {
 	bool is_full =
 		ss->in.len > PROTO_INPUT_HIGH || ss->out.len + ss->wbuf.len > PROTO_OUTPUT_HIGH;
-	bool want = !ss->is_closed && !sl_smtp_server_is_closing(ss->smtp) &&
-		    !ss->pt->is_shutting_down && !(is_full && (ss->is_waiting || ss->is_writing));
+	bool is_busy = ss->is_waiting || ss->is_writing || (ss->ecs && proto_ecs_is_busy(ss));
+	bool want = !ss->is_closed && !proto_is_closing(ss) && !ss->pt->is_shutting_down &&
+		    !(is_full && is_busy);
 	uint64_t ms;
 
 	if (ss->is_closed)
@@ -351,6 +365,11 @@ static void
 proto_apply(struct proto_session *ss, enum sl_validate_phase phase, const struct sl_verdict *v,
 	    const char *rcpt)
 {
+	if (ss->ecs != NULL) {
+		/* ECStream: only the connect phase comes here. */
+		proto_ecs_connect(ss, v);
+		return;
+	}
 	if (v->kind != SL_VERDICT_ACCEPT) {
 		if (phase == SL_VPHASE_MAILFROM) {
 			sl_msg_free(ss->msg);
@@ -485,22 +504,20 @@ proto_date(char *buf, size_t len, time_t t)
 		 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-/* The Received: line (RFC 5321 §4.4) and any Message-ID:/Date: the message lacks. */
-static int
-proto_headers(struct proto_session *ss, const struct sl_smtp_ev *ev)
+/*
+ * The Received: line (RFC 5321 §4.4, `with` its protocol name) and any
+ * Message-ID:/Date: the message lacks.  -1: Date_Header = pedantic and no Date:.
+ */
+int
+proto_headers(struct proto_session *ss, struct sl_msg *m, const char *with, bool has_message_id,
+	      bool has_date)
 {
-	struct sl_msg *m = ss->msg;
 	char date[64];
-	const char *with, *rdns;
+	const char *rdns;
 
 	proto_date(date, sizeof(date), m->received);
 	if (proto_rfc2822(ss->snap, SL_OPT_TRACE_HEADERS) == NULL ||
-	    proto_rfc2822(ss->snap, SL_OPT_TRACE_HEADERS)
-		    ->b) { /* RFC 3848 and RFC 6531 protocol names. */
-		if (sl_smtp_server_is_esmtp(ss->smtp))
-			with = m->is_smtputf8 ? "UTF8ESMTP" : "ESMTP";
-		else
-			with = m->is_smtputf8 ? "UTF8SMTP" : "SMTP";
+	    proto_rfc2822(ss->snap, SL_OPT_TRACE_HEADERS)->b) {
 		rdns = proto_context_get(ss, "rdns");
 		sl_buf_printf(&m->head,
 			      "Received: from %s (%s%s%s%s%s)\r\n\tby %s (%s) with %s id %s.%u",
@@ -512,11 +529,11 @@ proto_headers(struct proto_session *ss, const struct sl_smtp_ev *ev)
 			sl_buf_printf(&m->head, "\r\n\tfor <%s>", m->rcpts[0].addr);
 		sl_buf_printf(&m->head, ";\r\n\t%s\r\n", date);
 	}
-	if (!ev->has_message_id_header &&
+	if (!has_message_id &&
 	    strcasecmp(proto_rfc2822_str(ss->snap, SL_OPT_MESSAGEID_HEADER), "ifneeded") == 0)
 		sl_buf_printf(&m->head, "Message-ID: <%s.%u@%s>\r\n", ss->id, ss->msg_seq,
 			      ss->received_hostname);
-	if (!ev->has_date_header) {
+	if (!has_date) {
 		const char *policy = proto_rfc2822_str(ss->snap, SL_OPT_DATE_HEADER);
 
 		if (strcasecmp(policy, "pedantic") == 0)
@@ -527,9 +544,12 @@ proto_headers(struct proto_session *ss, const struct sl_smtp_ev *ev)
 	return 0;
 }
 
-/* The binding the message will leave from (proto/binding.h), decided now so the R line names it. */
-static void
-proto_binding(struct proto_session *ss, struct sl_msg *m)
+/*
+ * The binding the message will leave from (proto/binding.h), decided now so
+ * the R line names it; `context` is the "binding" context variable, if any.
+ */
+void
+proto_binding(struct proto_session *ss, struct sl_msg *m, const char *context)
 {
 	char header[SL_BINDING_NAME_MAX];
 	uint64_t off, len;
@@ -539,8 +559,7 @@ proto_binding(struct proto_session *ss, struct sl_msg *m)
 		m->chunks != NULL && sl_binding_header(m->chunks->data, m->chunks->len, header,
 						       sizeof(header), &off, &len);
 
-	b = sl_binding_choose(ss->snap, has_header ? header : NULL,
-			      proto_context_get(ss, "binding"), m->sender, &unknown);
+	b = sl_binding_choose(ss->snap, has_header ? header : NULL, context, m->sender, &unknown);
 	if (unknown != NULL)
 		sl_log_notice("session %s: binding \"%s\" is not configured; the message from <%s> "
 			      "uses default",
@@ -563,7 +582,12 @@ proto_message(struct proto_session *ss, const struct sl_smtp_ev *ev)
 	sl_msg_set_str(&m->protocol, "esmtp");
 	for (size_t i = 0; i < ss->ctx_cnt; i++)
 		sl_msg_add_context(m, ss->ctx[i].key, ss->ctx[i].val);
-	if (proto_headers(ss, ev) != 0) {
+	if (proto_headers(ss, m,
+			  sl_smtp_server_is_esmtp(ss->smtp)
+				  ? (m->is_smtputf8 ? "UTF8ESMTP" : "ESMTP")
+			  : m->is_smtputf8 ? "UTF8SMTP"
+					   : "SMTP",
+			  ev->has_message_id_header, ev->has_date_header) != 0) {
 		struct sl_verdict v = { .kind = SL_VERDICT_REJECT,
 					.code = 550,
 					.module = "rfc2822" };
@@ -575,7 +599,7 @@ proto_message(struct proto_session *ss, const struct sl_smtp_ev *ev)
 		ss->msg = NULL;
 		return;
 	}
-	proto_binding(ss, m);
+	proto_binding(ss, m, proto_context_get(ss, "binding"));
 	if (!sl_validate_needs_pool(ss->snap, SL_VPHASE_DATA)) {
 		/* Every data-phase module is inline: check here, skip a hop. */
 		struct sl_validate_ctx ctx;
@@ -590,11 +614,22 @@ proto_message(struct proto_session *ss, const struct sl_smtp_ev *ev)
 			return;
 		}
 	}
+	ss->msg = NULL;
+	ss->is_waiting = true;
+	proto_submit(ss, m);
+}
+
+/*
+ * Send a complete message on: to the validation stage when a data-phase
+ * module may block, else straight to the spool.  It comes back as
+ * SL_MSG_EV_SPOOLED; the session holds a reference until then.
+ */
+void
+proto_submit(struct proto_session *ss, struct sl_msg *m)
+{
 	sl_event_init(&m->ev, SL_MSG_EV_VALIDATE);
 	m->origin = ss;
 	m->origin_serial = ss->serial;
-	ss->msg = NULL;
-	ss->is_waiting = true;
 	ss->refs++;
 	sl_counter_add(proto_ctr_inflight, 1);
 	if (sl_validate_needs_pool(ss->snap, SL_VPHASE_DATA)) {
@@ -603,6 +638,12 @@ proto_message(struct proto_session *ss, const struct sl_smtp_ev *ev)
 		m->ev.type = SL_MSG_EV_SPOOL;
 		sl_send(ss->pt->spool, &m->ev);
 	}
+}
+
+void
+proto_count(enum proto_counter which, int64_t n)
+{
+	sl_counter_add(which == PROTO_CTR_RECEIVED ? proto_ctr_received : proto_ctr_rejected, n);
 }
 
 /* XCLIENT / XREMOTEIP: the proxy in front of us says who the client really is. */
@@ -784,6 +825,10 @@ proto_event(struct proto_session *ss, struct sl_smtp_ev *ev)
 void
 proto_drive(struct proto_session *ss)
 {
+	if (ss->ecs != NULL) {
+		proto_ecs_drive(ss);
+		return;
+	}
 	/*
 	 * Shutting down: a session whose last message was just answered takes
 	 * no further commands (they could need stages that have stopped).
@@ -822,7 +867,10 @@ static void
 proto_session_free(struct proto_session *ss)
 {
 	SL_ASSERT(ss->refs == 0);
-	sl_smtp_server_free(ss->smtp);
+	if (ss->ecs != NULL)
+		proto_ecs_free(ss);
+	else
+		sl_smtp_server_free(ss->smtp);
 	sl_buf_free(&ss->in);
 	sl_buf_free(&ss->out);
 	sl_buf_free(&ss->wbuf);
@@ -954,6 +1002,18 @@ proto_session_start(struct proto_thread *pt, struct sl_session_new_ev *ev)
 		return;
 	}
 	proto_policy(ss);
+	if (ss->lrt->kind == SL_LISTENER_ECSTREAM) {
+		proto_ecs_start(ss);
+		if (sl_validate_needs_pool(ss->snap, SL_VPHASE_CONNECT)) {
+			proto_check(ss, SL_VPHASE_CONNECT, NULL); /* the greeting waits */
+			return;
+		}
+		proto_vctx(ss, NULL, &ctx);
+		sl_validate_run(SL_VPHASE_CONNECT, &ctx, true, &v);
+		proto_apply(ss, SL_VPHASE_CONNECT, &v, NULL);
+		proto_drive(ss);
+		return;
+	}
 	ss->smtp = sl_smtp_server_new(&ss->sconf, &ss->out);
 	if (pt->is_shutting_down) {
 		sl_buf_reset(&ss->out);
@@ -1017,8 +1077,12 @@ proto_spooled(struct proto_thread *pt, struct sl_msg *m)
 	struct proto_session *ss = proto_origin(pt, m->origin, m->origin_serial);
 
 	sl_counter_add(proto_ctr_inflight, -1);
-	ss->is_waiting = false;
-	if (!ss->is_closed) {
+	if (ss->ecs == NULL)
+		ss->is_waiting = false;
+	if (ss->ecs != NULL) {
+		if (!ss->is_closed)
+			proto_ecs_answer(ss, m);
+	} else if (!ss->is_closed) {
 		if (m->spool_result == 0) {
 			char text[96];
 
@@ -1059,7 +1123,10 @@ proto_shutdown(struct proto_thread *pt)
 		struct proto_session *next = ss->next;
 
 		/* Sessions waiting for the spool answer first, then close. */
-		if (!ss->is_waiting) {
+		if (ss->ecs != NULL) {
+			proto_ecs_shutdown(ss);
+			proto_drive(ss);
+		} else if (!ss->is_waiting) {
 			sl_smtp_server_shutdown(ss->smtp, &ss->out);
 			proto_drive(ss);
 		} else {
@@ -1123,7 +1190,9 @@ proto_thread_fini(struct sl_thread *t)
 	while (pt->sessions != NULL) {
 		struct proto_session *ss = pt->sessions;
 
-		if (!sl_smtp_server_is_closing(ss->smtp))
+		if (ss->ecs != NULL)
+			proto_ecs_shutdown(ss);
+		else if (!sl_smtp_server_is_closing(ss->smtp))
 			sl_smtp_server_shutdown(ss->smtp, &ss->out);
 		ss->transport->flush(ss);
 		/* Anything still outstanding was answered before this stage stopped. */

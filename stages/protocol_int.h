@@ -7,6 +7,10 @@
  * be another table of the same functions, decrypting into that buffer and
  * encrypting out of it, on the same loop thread.
  *
+ * An ECStream session (stages/protocol_ecstream.c) shares the session
+ * struct, its handles, transport, buffers and policy; it has `ecs` instead
+ * of the SMTP machine (`smtp` is NULL).
+ *
  * Threads: the protocol stage's loop threads; a session and its transport
  * state belong to one of them.
  */
@@ -37,6 +41,12 @@ enum proto_ev {
 };
 
 struct proto_session;
+struct proto_ecs;
+
+enum proto_counter {
+	PROTO_CTR_RECEIVED,
+	PROTO_CTR_REJECTED,
+};
 
 /* Moves bytes between the socket and the session's plaintext buffers. */
 struct proto_transport {
@@ -104,7 +114,8 @@ struct proto_session {
 	enum sl_validate_phase pending_phase;
 	char *pending_rcpt; /* owned: the RCPT a pool verdict is for */
 	/* protocol */
-	struct sl_smtp_server *smtp;
+	struct sl_smtp_server *smtp; /* ESMTP sessions */
+	struct proto_ecs *ecs;       /* ECStream sessions (owned) */
 	struct sl_buf in;
 	size_t in_off;
 	struct sl_buf out;  /* replies not yet handed to the socket */
@@ -113,9 +124,45 @@ struct proto_session {
 	unsigned msg_seq;
 };
 
-/* Run the SMTP machine over the input; answer, flush, re-arm (protocol.c). */
+/* ---- protocol.c */
+
+/* Run the session's machine over the input; answer, flush, re-arm. */
 void proto_drive(struct proto_session *ss);
 /* Close the session's handles; it is freed once nothing it sent is outstanding. */
 void proto_close(struct proto_session *ss);
+/* Start or stop reading, re-arm the timer, for the session's state. */
+void proto_arm(struct proto_session *ss);
+bool proto_is_closing(const struct proto_session *ss);
+/* A personality value (the ACL entries' over the global one) as an integer. */
+int64_t proto_pers_int(const struct proto_session *ss, enum sl_opt opt);
+/* Context variables of the session (validation context callbacks). */
+const char *proto_context_get(void *arg, const char *key);
+void proto_context_put(void *arg, const char *key, const char *val);
+/* Received: (protocol name `with`), and Message-ID:/Date: when missing; -1: no Date: (pedantic). */
+int proto_headers(struct proto_session *ss, struct sl_msg *m, const char *with, bool has_message_id,
+		  bool has_date);
+/* Choose the message's binding (`context`: the binding context variable or NULL). */
+void proto_binding(struct proto_session *ss, struct sl_msg *m, const char *context);
+/* Send a complete message to be validated and spooled; it comes back SL_MSG_EV_SPOOLED. */
+void proto_submit(struct proto_session *ss, struct sl_msg *m);
+void proto_count(enum proto_counter which, int64_t n);
+
+/* ---- protocol_ecstream.c: ECStream sessions (proto/ecstream.h) */
+
+/* The session is an ECStream one: set up its state (no greeting yet). */
+void proto_ecs_start(struct proto_session *ss);
+/* The connect verdict: the greeting, or the refusal and close. */
+void proto_ecs_connect(struct proto_session *ss, const struct sl_verdict *v);
+void proto_ecs_drive(struct proto_session *ss);
+/* A message of the session came back from the spool (or validation): its reply. */
+void proto_ecs_answer(struct proto_session *ss, const struct sl_msg *m);
+/* Shutting down: read no more frames; close once every reply is out. */
+void proto_ecs_shutdown(struct proto_session *ss);
+void proto_ecs_timeout(struct proto_session *ss);
+uint64_t proto_ecs_timeout_ms(const struct proto_session *ss);
+bool proto_ecs_is_closing(const struct proto_session *ss);
+/* Replies owed up to ECStream_Max_Batch_Size: read nothing more for now. */
+bool proto_ecs_is_busy(const struct proto_session *ss);
+void proto_ecs_free(struct proto_session *ss);
 
 #endif /* SL_STAGES_PROTOCOL_INT_H */
