@@ -27,8 +27,10 @@ done
 is "$bad" "" "no stage includes another stage"
 
 # 2
-bad=$(incs engine/*.c engine/*.h | grep -v '^engine/main.c:' | grep -E '"(proto|spool|stages)/' | cut -d: -f1,2 | tr '\n' ' ')
-is "$bad" "" "engine/ (but main.c) includes nothing of proto/, spool/ or stages/ (no SMTP)"
+# (engine/*_main.c are the command-line tools' entry points: clients may speak a protocol)
+bad=$(incs engine/*.c engine/*.h | grep -v '^engine/main.c:' | grep -v '^engine/[a-z]*_main.c:' |
+	grep -E '"(proto|spool|stages)/' | cut -d: -f1,2 | tr '\n' ' ')
+is "$bad" "" "engine/ (but main.c and the tools' *_main.c) includes nothing of proto/, spool/ or stages/ (no SMTP)"
 bad=$(incs engine/main.c | grep -E '"(proto|spool)/' | cut -d: -f1,2 | tr '\n' ' ')
 is "$bad" "" "engine/main.c includes nothing of SMTP (proto/) or the spool"
 bad=$(incs engine/*.c engine/*.h | grep -v '^engine/main.c:' | grep -E '"(conf|stages)/' | cut -d: -f1,2 | tr '\n' ' ')
