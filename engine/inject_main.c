@@ -459,33 +459,41 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			inj_usage(stdout);
+			sl_free(j.rcpts);
 			return 0;
 		default:
 			inj_usage(stderr);
+			sl_free(j.rcpts);
 			return 2;
 		}
 	}
 	if (strcmp(j.proto, "ecstream") != 0 && strcmp(j.proto, "smtp") != 0) {
 		fprintf(stderr, "sluice-inject: -P: ecstream or smtp\n");
+		sl_free(j.rcpts);
 		return 2;
 	}
 	if (j.sender == NULL || j.rcpt_cnt == 0 || optind >= argc || j.window == 0) {
 		inj_usage(stderr);
+		sl_free(j.rcpts);
 		return 2;
 	}
 	if (j.port == NULL)
 		j.port = strcmp(j.proto, "smtp") == 0 ? "25" : "1825";
-	for (int i = optind; i < argc; i++)
+	for (int i = optind; i < argc && rc == 0; i++)
 		if (inj_load(&j, argv[i]) != 0)
-			return 2;
-	if (j.msg_cnt == 0) {
+			rc = 2;
+	if (rc == 0 && j.msg_cnt == 0) {
 		fprintf(stderr, "sluice-inject: no message to send\n");
-		return 2;
+		rc = 2;
 	}
-	if (inj_connect(&j) != 0)
-		return 2;
-	rc = strcmp(j.proto, "smtp") == 0 ? inj_smtp(&j) : inj_ecstream(&j);
-	close(j.fd);
+	if (rc == 0 && inj_connect(&j) != 0)
+		rc = 2;
+	if (rc == 0) {
+		rc = (strcmp(j.proto, "smtp") == 0 ? inj_smtp(&j) : inj_ecstream(&j)) != 0 ? 2
+		     : j.refused > 0                                                       ? 1
+											   : 0;
+		close(j.fd);
+	}
 	fflush(stdout);
 	for (size_t i = 0; i < j.msg_cnt; i++) {
 		sl_free(j.msgs[i].source);
@@ -494,7 +502,5 @@ main(int argc, char **argv)
 	sl_free(j.msgs);
 	sl_free(j.rcpts);
 	sl_buf_free(&j.in);
-	if (rc != 0)
-		return 2;
-	return j.refused > 0 ? 1 : 0;
+	return rc;
 }
