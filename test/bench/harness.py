@@ -18,7 +18,8 @@ Then sluiced holding IDLE (10,000) idle SMTP sessions: RSS per session.
 Figures per run: accepted messages/s (sluice-bench), relayed messages/s (N /
 time from the first injection to the N-th message at the sink), p50/p99
 latency from the end of data to its reply, CPU seconds per 1,000 messages
-of the MTA's process tree, and its peak RSS.  --record appends a table to
+of the MTA's process tree, and its peak memory (proportional set size of
+the tree, sampled every 0.2 s; sluiced's own peak RSS when larger).  --record appends a table to
 BENCHMARKS.md (date, kernel, CPU, commit, the exact command) and draws the
 relay rates and latencies with gnuplot (PNG and SVG, in test/bench/results/)
 when gnuplot is installed.  --smoke: N=200, 1 KiB, 8 sessions, 200 idle
@@ -50,7 +51,6 @@ BENCH = os.path.join(TOP_BUILDDIR, 'sluice-bench')
 SINK_PORT, SMTP_PORT, ECS_PORT, PF_PORT = 2600, 2532, 2533, 2534
 STEP_TIMEOUT = 600
 CLK_TCK = os.sysconf('SC_CLK_TCK')
-PAGE_KB = os.sysconf('SC_PAGE_SIZE') // 1024
 
 
 def log(*a):
@@ -120,11 +120,16 @@ def tree_cpu(pid):
 
 
 def tree_rss_kb(pid):
+    """The tree's proportional set size (shared pages divided among their users, so
+    a hundred Postfix processes do not count their libraries a hundred times)."""
     total = 0
     for p in tree(pid):
         try:
-            with open('/proc/%d/statm' % p) as f:
-                total += int(f.read().split()[1]) * PAGE_KB
+            with open('/proc/%d/smaps_rollup' % p) as f:
+                for ln in f:
+                    if ln.startswith('Pss:'):
+                        total += int(ln.split()[1])
+                        break
         except OSError:
             pass
     return total
@@ -267,8 +272,8 @@ maillog_file = %(d)s/maillog
 class Postfix:
     """A private Postfix instance: its own config and queue, relaying to the sink."""
 
-    def __init__(self, work):
-        self.d = os.path.join(work, 'postfix')
+    def __init__(self, work, tag):
+        self.d = os.path.join(work, 'postfix-%s' % tag)
         os.makedirs(os.path.join(self.d, 'etc'))
         os.makedirs(os.path.join(self.d, 'spool'))
         os.makedirs(os.path.join(self.d, 'data'))
@@ -339,7 +344,8 @@ def ceiling_runs(size, n, sessions, work, rows):
     src, snk = tool('smtp-source'), tool('smtp-sink')
     if src and snk:
         port = SINK_PORT + 1
-        p = subprocess.Popen([snk, '-c', '127.0.0.1:%d' % port, '1024'],
+        # -u: smtp-sink will not run as root; -m: as many sessions as the source opens
+        p = subprocess.Popen([snk, '-u', 'nobody', '-m', '1000', '127.0.0.1:%d' % port, '1024'],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(port)
@@ -349,9 +355,12 @@ def ceiling_runs(size, n, sessions, work, rows):
                                 '127.0.0.1:%d' % port], capture_output=True,
                                timeout=STEP_TIMEOUT)
             el = time.monotonic() - t0
+            if r.returncode != 0:
+                log('smtp-source: %s' % r.stderr.decode()[-300:])
         finally:
             p.terminate()
             p.wait()
+        log('ceiling smtp-source -> smtp-sink, %d octets: %.0f msg/s' % (size, n / el))
         rows.append({'system': 'ceiling', 'proto': 'smtp-source', 'size': size, 'n': n,
                      'sessions': sessions, 'accepted': n if r.returncode == 0 else 0,
                      'accept_mps': n / el, 'relay_mps': n / el, 'lat_p50_us': 0,
@@ -403,7 +412,7 @@ def idle_run(sessions, work):
 
 def table(rows):
     head = ('| system | injection | size | accepted/s | relayed/s | p50 ms | p99 ms | '
-            'CPU s / 1k msgs | peak RSS MiB | status |\n'
+            'CPU s / 1k msgs | peak memory MiB | status |\n'
             '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n')
     out = []
     for r in rows:
@@ -516,6 +525,7 @@ def main():
     postfix = not args.no_postfix and tool('postfix') is not None and \
         os.path.exists('/etc/postfix/master.cf')
     work = tempfile.mkdtemp(prefix='sluice-harness.', dir='/var/tmp')
+    os.chmod(work, 0o755)  # Postfix's daemons (user postfix) must reach their directories
     rows = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
     try:
@@ -533,7 +543,16 @@ def main():
                 finally:
                     d.stop()
             if postfix:
-                pf = Postfix(work)
+                try:
+                    pf = Postfix(work, size)
+                except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+                    log('postfix did not start: %s' % e)
+                    rows.append({'system': 'postfix', 'proto': 'smtp', 'size': size, 'n': args.n,
+                                 'sessions': args.s, 'accepted': 0, 'accept_mps': 0.0,
+                                 'relay_mps': 0.0, 'lat_p50_us': 0, 'lat_p99_us': 0,
+                                 'cpu_s_per_1k': 0.0, 'peak_rss_kb': 0,
+                                 'status': 'failed(postfix did not start)'})
+                    continue
                 try:
                     rows.append(relay_run('postfix', 'smtp', PF_PORT, pf.pid, size, args.n,
                                           args.s, work))
