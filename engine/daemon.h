@@ -29,6 +29,15 @@ void sl_pidfile_remove(void);
 int sl_daemonize(void);
 void sl_daemon_ready(void);
 
+/*
+ * Tell the service manager our state (sd_notify(3)'s protocol, without
+ * libsystemd): `state` ("READY=1", "RELOADING=1", "STOPPING=1") as one
+ * datagram to the Unix socket $NOTIFY_SOCKET names ('@': the abstract
+ * namespace).  0 when sent or when nobody asked (no NOTIFY_SOCKET); -errno.
+ * Any thread.
+ */
+int sl_notify(const char *state);
+
 /* mkdir -p with `mode` for each missing component. */
 int sl_mkdir_p(const char *path, mode_t mode);
 

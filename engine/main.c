@@ -246,8 +246,10 @@ main_reload(void *arg)
 	pthread_mutex_lock(&main_state.lock);
 	gen = main_state.generation + 1;
 	pthread_mutex_unlock(&main_state.lock);
+	(void)sl_notify("RELOADING=1");
 	s = main_load(gen, &errs);
 	if (s == NULL) {
+		(void)sl_notify("READY=1");
 		sl_log_err("configuration reload failed; still running generation %" PRIu64,
 			   gen - 1);
 		for (size_t i = 0; i < errs.cnt; i++) {
@@ -277,6 +279,7 @@ main_reload(void *arg)
 	main_state.reload_ok_cnt++;
 	pthread_mutex_unlock(&main_state.lock);
 	sl_log_notice("configuration reloaded from %s: generation %" PRIu64, s->source, gen);
+	(void)sl_notify("READY=1");
 }
 
 static void
@@ -485,9 +488,19 @@ main(int argc, char **argv)
 		      PACKAGE_VERSION, (int)getpid(), s->source, sl_accept_listener_cnt());
 	if (!o->is_foreground)
 		sl_daemon_ready();
+	{
+		char state[64];
+
+		/* systemd (Type=notify): ready once every listener accepts. */
+		snprintf(state, sizeof(state), "READY=1\nMAINPID=%d", (int)getpid());
+		rc = sl_notify(state);
+		if (rc < 0)
+			sl_log_warn("cannot notify the service manager: %s", strerror(-rc));
+	}
 
 	main_wait();
 
+	(void)sl_notify("STOPPING=1");
 	sl_log_notice("sluiced stopping on signal %d", main_state.stop_signal);
 	sl_signal_stop();
 	main_stop_stages();
