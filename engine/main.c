@@ -236,8 +236,9 @@ main_prepare_dirs(const struct sl_conf_snapshot *s)
 }
 
 /* SIGHUP: load and check the file again; publish it or keep the old one. */
-static void
-main_reload(void *arg)
+/* Reload (SIGHUP, or the console: `msg` gets the outcome or the first error). */
+static int
+main_reload_msg(char *msg, size_t msg_len)
 {
 	struct sl_conf_errors errs = { 0 };
 	struct sl_conf_snapshot *s;
@@ -256,13 +257,19 @@ main_reload(void *arg)
 			char *line = sl_conf_error_format(&errs.list[i]);
 
 			sl_log_err("%s", line);
+			if (i == 0 && msg != NULL)
+				snprintf(msg, msg_len,
+					 "reload failed, still running generation %" PRIu64
+					 ": %s%s",
+					 gen - 1, line,
+					 errs.cnt > 1 ? " (and more in the paniclog)" : "");
 			sl_free(line);
 		}
 		sl_conf_errors_clear(&errs);
 		pthread_mutex_lock(&main_state.lock);
 		main_state.reload_fail_cnt++;
 		pthread_mutex_unlock(&main_state.lock);
-		return;
+		return -1;
 	}
 	for (size_t i = 0; i < errs.warn_cnt; i++) {
 		char *line = sl_conf_error_format(&errs.warn[i]);
@@ -279,11 +286,21 @@ main_reload(void *arg)
 	main_state.reload_ok_cnt++;
 	pthread_mutex_unlock(&main_state.lock);
 	sl_log_notice("configuration reloaded from %s: generation %" PRIu64, s->source, gen);
+	if (msg != NULL)
+		snprintf(msg, msg_len, "configuration reloaded from %s: generation %" PRIu64,
+			 s->source, gen);
 	(void)sl_notify("READY=1");
+	return 0;
 }
 
 static void
-main_reopen(void *arg)
+main_reload(void *arg)
+{
+	(void)main_reload_msg(NULL, 0);
+}
+
+static int
+main_reopen_msg(char *msg, size_t msg_len)
 {
 	int rc = sl_log_reopen();
 
@@ -291,6 +308,35 @@ main_reopen(void *arg)
 		sl_log_err("reopening logs failed: %s", strerror(-rc));
 	else
 		sl_log_notice("logs reopened");
+	if (msg != NULL)
+		snprintf(msg, msg_len, rc < 0 ? "reopening logs failed: %s" : "logs reopened%s",
+			 rc < 0 ? strerror(-rc) : "");
+	return rc < 0 ? -1 : 0;
+}
+
+static void
+main_reopen(void *arg)
+{
+	(void)main_reopen_msg(NULL, 0);
+}
+
+static void main_stop_request(int signo, void *arg);
+
+static void
+main_console_shutdown(void)
+{
+	main_stop_request(SIGTERM, NULL);
+}
+
+static uint64_t
+main_generation(void)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&main_state.lock);
+	gen = main_state.generation;
+	pthread_mutex_unlock(&main_state.lock);
+	return gen;
 }
 
 static void
@@ -344,7 +390,15 @@ main_wait(void)
 }
 
 /* Start order: spool, deliver, validate, protocol, accept. */
-enum { MAIN_SPOOL, MAIN_DELIVER, MAIN_VALIDATE, MAIN_PROTOCOL, MAIN_ACCEPT, MAIN__STAGES };
+enum {
+	MAIN_SPOOL,
+	MAIN_DELIVER,
+	MAIN_VALIDATE,
+	MAIN_PROTOCOL,
+	MAIN_CONTROL,
+	MAIN_ACCEPT,
+	MAIN__STAGES
+};
 static struct sl_stage *main_stages[MAIN__STAGES];
 
 static struct sl_stage *
@@ -371,6 +425,13 @@ main_start_stages(const struct sl_conf_snapshot *s)
 	main_stages[MAIN_DELIVER] = main_stage(&sl_deliver_stage, sl_deliver_thread_cnt(s));
 	main_stages[MAIN_VALIDATE] = main_stage(&sl_validate_stage, sl_validate_thread_cnt(s));
 	main_stages[MAIN_PROTOCOL] = main_stage(&sl_protocol_stage, sl_protocol_thread_cnt(s));
+	{
+		struct sl_control_hooks h = { main_reload_msg, main_reopen_msg,
+					      main_console_shutdown, main_generation };
+
+		sl_control_set_hooks(&h);
+	}
+	main_stages[MAIN_CONTROL] = main_stage(&sl_control_stage, 1);
 	main_stages[MAIN_ACCEPT] = main_stage(&sl_accept_stage, 0);
 	/* What recovery found goes to delivery before new mail comes in. */
 	sl_spool_stage_requeue(main_stages[MAIN_DELIVER]);
@@ -391,6 +452,7 @@ main_stop_stages(void)
 
 	sl_accept_interrupt();
 	sl_stage_stop(main_stages[MAIN_ACCEPT]);
+	sl_stage_stop(main_stages[MAIN_CONTROL]);
 	/* Sessions stop taking commands; messages in flight still get answered. */
 	sl_protocol_shutdown(5000);
 	sl_stage_stop(main_stages[MAIN_VALIDATE]);

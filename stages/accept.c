@@ -11,8 +11,8 @@
  * and hand the connection with its snapshot reference to a protocol thread.
  *
  * Unix-socket clients have no IP address: the ACL sees them as 127.0.0.1.
- * ESMTP and ECStream connections go to the protocol stage; Control
- * connections are accepted and closed until the console exists.
+ * ESMTP and ECStream connections go to the protocol stage, Control
+ * connections to the control stage (sluicectl).
  *
  * Threads: open/start/interrupt/close on the main thread; the accept
  * threads own nothing but the connection they are handing over.  Session
@@ -56,6 +56,7 @@ static struct accept_listener *accept_listeners;
 static size_t accept_listener_cnt;
 static uint32_t accept_service_sessions[SL_LISTENER__COUNT];
 static struct sl_stage *accept_protocol;
+static struct sl_stage *accept_control;
 static uint32_t accept_start_time;
 static unsigned accept_counter_refused;
 static unsigned accept_counter_accepted;
@@ -344,8 +345,8 @@ accept_handle(struct sl_thread *t, struct accept_listener *l, int fd,
 	snprintf(id, sizeof(id), "%08" PRIX32 "-%02X%010" PRIX64, accept_start_time,
 		 (l->thread_base + sl_thread_index(t)) & 0xff, seq & (uint64_t)0xffffffffff);
 	a = s ? accept_find_addr(s, l) : NULL;
-	if (a == NULL || (l->rt.kind != SL_LISTENER_ESMTP && l->rt.kind != SL_LISTENER_ECSTREAM)) {
-		/* Removed by a reload, or a protocol that comes in a later issue. */
+	if (a == NULL) {
+		/* Removed by a reload. */
 		sl_log_debug("closing connection %s on %s: no protocol serves it", id, l->text);
 		close(fd);
 		sl_conf_snapshot_put(s);
@@ -397,7 +398,7 @@ accept_handle(struct sl_thread *t, struct accept_listener *l, int fd,
 	ev->lrt = &l->rt;
 	memcpy(ev->id, id, sizeof(id));
 	sl_counter_add(accept_counter_accepted, 1);
-	sl_send(accept_protocol, &ev->ev);
+	sl_send(l->rt.kind == SL_LISTENER_CONTROL ? accept_control : accept_protocol, &ev->ev);
 }
 
 static void
@@ -439,7 +440,8 @@ sl_accept_start(struct sl_stage *st, char *why, size_t why_len)
 	unsigned base = 0;
 
 	accept_protocol = sl_stage_find("protocol");
-	SL_ASSERT(accept_protocol != NULL);
+	accept_control = sl_stage_find("control");
+	SL_ASSERT(accept_protocol != NULL && accept_control != NULL);
 	accept_start_time = (uint32_t)time(NULL);
 	accept_counter_accepted = sl_counter_register("accept.sessions");
 	accept_counter_refused = sl_counter_register("accept.refused");
@@ -489,5 +491,5 @@ sl_accept_close(void)
 const struct sl_stage_def sl_accept_stage = {
 	.name = "accept",
 	.kind = SL_STAGE_OWN,
-	.peers = (const char *const[]){ "protocol", NULL },
+	.peers = (const char *const[]){ "protocol", "control", NULL },
 };

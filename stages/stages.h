@@ -22,6 +22,7 @@ extern const struct sl_stage_def sl_protocol_stage;
 extern const struct sl_stage_def sl_validate_stage;
 extern const struct sl_stage_def sl_spool_stage;
 extern const struct sl_stage_def sl_deliver_stage;
+extern const struct sl_stage_def sl_control_stage;
 
 /*
  * Open every enabled listening socket of `s` (bind + listen).  Returns 0,
@@ -45,6 +46,19 @@ size_t sl_accept_listener_cnt(void);
 int sl_spool_stage_open(const struct sl_conf_snapshot *s, char *why, size_t why_len);
 /* Close the spool (after the spool stage stopped). */
 void sl_spool_stage_close(void);
+/*
+ * The control stage (Control_Listener sessions, sluicectl) runs what the
+ * daemon's main provides: each hook writes a one-line result into msg and
+ * returns 0 or -1.  Set before the stage starts.
+ */
+struct sl_control_hooks {
+	int (*reload)(char *msg, size_t msg_len);
+	int (*reopen)(char *msg, size_t msg_len);
+	void (*shutdown)(void);
+	uint64_t (*generation)(void);
+};
+void sl_control_set_hooks(const struct sl_control_hooks *h);
+
 /* The open spool, for reading messages back (sl_spool_read: any thread). */
 struct sl_spool *sl_spool_stage_store(void);
 /* Hand the messages recovery found to the delivery stage (once it runs). */

@@ -41,7 +41,8 @@ r = install()
 is_(r.returncode, 0, 'make install DESTDIR=... prefix=/usr sysconfdir=/etc localstatedir=/var')
 if r.returncode != 0:
     diag(r.stderr.decode()[-1500:])
-want = ['usr/sbin/sluiced', 'usr/bin/sluice-inject', 'usr/bin/sluice-bench',
+want = ['usr/sbin/sluiced', 'usr/bin/sluice-inject', 'usr/bin/sluice-bench', 'usr/bin/sluicectl',
+        'usr/share/man/man8/sluicectl.8',
         'usr/share/man/man8/sluiced.8', 'usr/share/man/man5/sluice.conf.5',
         'usr/share/man/man5/sluice-spool.5', 'usr/share/man/man7/sluice-ecstream.7',
         'usr/share/man/man1/sluice-inject.1', 'usr/share/man/man1/sluice-bench.1',
@@ -62,8 +63,9 @@ like(unit, r'^Restart=on-failure$', '... restarted on failure')
 ok('@' not in unit, '... no placeholder left', unit)
 rot = open(os.path.join(dest, 'etc/logrotate.d/sluice')).read()
 like(rot, r'^/var/lib/sluice/sluice-state/log/\*\.ec \{', 'logrotate: the ec_logger files')
-like(rot, r'kill -USR1 .*/var/lib/sluice/sluice-state/sluiced\.pid',
-     '... and sluiced reopens them (SIGUSR1)')
+like(rot, r'/usr/bin/sluicectl -s /var/lib/sluice/sluice-state/control\.sock \\\n\s+reopen logs',
+     '... and sluiced reopens them (sluicectl reopen logs)')
+like(rot, r'kill -USR1 .*/var/lib/sluice/sluice-state/sluiced\.pid', '... or SIGUSR1 without a console')
 
 conf = os.path.join(dest, 'etc/sluice/sluice.conf')
 with open(conf, 'a') as f:

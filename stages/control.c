@@ -1,0 +1,370 @@
+/*
+ * stages/control.c - the control stage: Control_Listener sessions (sluicectl).
+ *
+ * The accept stage hands Control_Listener connections here (its ACL
+ * decides who may connect: ALWAYS-ALLOW; a Unix socket is mode 0600).  One
+ * loop thread reads command lines (proto/console.h), runs each and writes
+ * its reply frame.  Commands read the node's counters and the published
+ * configuration, or call the hooks the daemon's main registered (reload,
+ * reopen logs, shutdown): nothing here blocks for long.
+ *
+ * Commands (Momentum's ec_console names): help, version, pid, summary,
+ * config reload, reopen logs, shutdown, quit.
+ *
+ * Threads: the stage's one loop thread; sessions belong to it.  Parses
+ * untrusted input: command lines, bounded by SL_CONSOLE_MAX_LINE.
+ * Ownership: a session is freed in its handles' close callbacks.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/conf_holder.h"
+#include "engine/alloc.h"
+#include "engine/assert.h"
+#include "engine/counter.h"
+#include "engine/log.h"
+#include "proto/console.h"
+#include "stages/events.h"
+#include "stages/stages.h"
+
+#define CTL_SESSION_MAGIC 0xc0501e55u
+
+struct ctl_session {
+	unsigned magic;
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+	} h;
+	uv_write_t wreq;
+	struct sl_buf in;
+	struct sl_buf out;  /* replies not yet handed to the socket */
+	struct sl_buf wbuf; /* the write in flight */
+	bool is_writing;
+	bool is_closing;
+	bool is_quitting; /* close once the replies are out */
+	bool is_refused;  /* the ACL gives no ALWAYS-ALLOW: the first command is refused */
+	struct ctl_session *prev, *next; /* the thread's sessions */
+	struct sl_listener_rt *lrt;
+	struct sl_conf_snapshot *snap;
+	char id[SL_SESSION_ID_LEN];
+};
+
+static struct sl_control_hooks ctl_hooks;
+static time_t ctl_started;
+static struct ctl_session *ctl_sessions; /* the loop thread's only */
+
+void
+sl_control_set_hooks(const struct sl_control_hooks *h)
+{
+	ctl_hooks = *h;
+	ctl_started = time(NULL);
+}
+
+/* ------------------------------------------------------------ commands */
+
+static uint64_t
+ctl_counter(const char *name)
+{
+	int id = sl_counter_find(name);
+
+	return id < 0 ? 0 : sl_counter_read((unsigned)id);
+}
+
+static void
+ctl_summary(struct sl_buf *b)
+{
+	time_t up = time(NULL) - ctl_started;
+
+	sl_buf_printf(b, "version: %s\n", PACKAGE_VERSION);
+	sl_buf_printf(b, "pid: %d\n", (int)getpid());
+	sl_buf_printf(b, "uptime: %lldd %02lld:%02lld:%02lld\n", (long long)up / 86400,
+		      (long long)up % 86400 / 3600, (long long)up % 3600 / 60, (long long)up % 60);
+	sl_buf_printf(b, "configuration generation: %" PRIu64 "\n",
+		      ctl_hooks.generation ? ctl_hooks.generation() : 0);
+	sl_buf_printf(b, "inbound sessions: %" PRId64 "\n",
+		      (int64_t)ctl_counter("protocol.sessions"));
+	sl_buf_printf(b, "received: %" PRIu64 "\n", ctl_counter("protocol.received"));
+	sl_buf_printf(b, "rejected: %" PRIu64 "\n", ctl_counter("protocol.rejected"));
+	sl_buf_printf(b, "delivered: %" PRIu64 "\n", ctl_counter("deliver.delivered"));
+	sl_buf_printf(b, "transient failures: %" PRIu64 "\n", ctl_counter("deliver.transient"));
+	sl_buf_printf(b, "failed: %" PRIu64 "\n", ctl_counter("deliver.failed"));
+	sl_buf_printf(b, "bounces: %" PRIu64 "\n", ctl_counter("deliver.bounces"));
+}
+
+static const char ctl_help[] = "help                this list\n"
+			       "version             the version of sluiced\n"
+			       "pid                 its process id\n"
+			       "summary             counters, uptime, configuration generation\n"
+			       "config reload       read the configuration file again\n"
+			       "reopen logs         reopen the log files (after rotation)\n"
+			       "shutdown            stop sluiced (as SIGTERM)\n"
+			       "quit                close this session\n";
+
+/* Run one command; its output or error into `b`; false for an error. */
+static bool
+ctl_run(struct ctl_session *cs, int argc, char **argv, struct sl_buf *b)
+{
+	char msg[4096] = "";
+
+	if (argc == 1 && strcasecmp(argv[0], "help") == 0) {
+		sl_buf_puts(b, ctl_help);
+		return true;
+	}
+	if (argc == 1 && strcasecmp(argv[0], "version") == 0) {
+		sl_buf_printf(b, "sluiced %s\n", PACKAGE_VERSION);
+		return true;
+	}
+	if (argc == 1 && strcasecmp(argv[0], "pid") == 0) {
+		sl_buf_printf(b, "%d\n", (int)getpid());
+		return true;
+	}
+	if (argc == 1 && strcasecmp(argv[0], "summary") == 0) {
+		ctl_summary(b);
+		return true;
+	}
+	if (argc == 2 && strcasecmp(argv[0], "config") == 0 && strcasecmp(argv[1], "reload") == 0) {
+		int rc = ctl_hooks.reload ? ctl_hooks.reload(msg, sizeof(msg)) : -1;
+
+		sl_buf_printf(b, "%s\n", msg[0] ? msg : rc == 0 ? "reloaded" : "reload failed");
+		return rc == 0;
+	}
+	if (argc == 2 && strcasecmp(argv[0], "reopen") == 0 && strcasecmp(argv[1], "logs") == 0) {
+		int rc = ctl_hooks.reopen ? ctl_hooks.reopen(msg, sizeof(msg)) : -1;
+
+		sl_buf_printf(b, "%s\n", msg[0] ? msg : rc == 0 ? "logs reopened" : "failed");
+		return rc == 0;
+	}
+	if (argc == 1 && strcasecmp(argv[0], "shutdown") == 0) {
+		sl_buf_puts(b, "shutting down\n");
+		sl_log_notice("console session %s: shutdown", cs->id);
+		if (ctl_hooks.shutdown)
+			ctl_hooks.shutdown();
+		return true;
+	}
+	sl_buf_printf(b, "unknown command \"%s\"; try help\n", argc > 0 ? argv[0] : "");
+	return false;
+}
+
+/* ------------------------------------------------------------ sessions */
+
+static void ctl_drive(struct ctl_session *cs);
+
+static void
+ctl_close_cb(uv_handle_t *h)
+{
+	struct ctl_session *cs = h->data;
+
+	if (cs->prev != NULL)
+		cs->prev->next = cs->next;
+	else
+		ctl_sessions = cs->next;
+	if (cs->next != NULL)
+		cs->next->prev = cs->prev;
+	sl_buf_free(&cs->in);
+	sl_buf_free(&cs->out);
+	sl_buf_free(&cs->wbuf);
+	sl_conf_snapshot_put(cs->snap);
+	__atomic_sub_fetch(&cs->lrt->sessions, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(cs->lrt->service_sessions, 1, __ATOMIC_RELAXED);
+	cs->magic = 0;
+	sl_free(cs);
+}
+
+static void
+ctl_close(struct ctl_session *cs)
+{
+	if (cs->is_closing)
+		return;
+	cs->is_closing = true;
+	uv_close(&cs->h.handle, ctl_close_cb);
+}
+
+static void
+ctl_write_cb(uv_write_t *req, int status)
+{
+	struct ctl_session *cs = req->data;
+
+	cs->is_writing = false;
+	sl_buf_reset(&cs->wbuf);
+	if (status < 0) {
+		ctl_close(cs);
+		return;
+	}
+	ctl_drive(cs);
+}
+
+static void
+ctl_flush(struct ctl_session *cs)
+{
+	uv_buf_t b;
+
+	if (cs->is_writing || cs->out.len == 0 || cs->is_closing)
+		return;
+	sl_buf_append(&cs->wbuf, cs->out.data, cs->out.len);
+	sl_buf_reset(&cs->out);
+	b = uv_buf_init(cs->wbuf.data, (unsigned)cs->wbuf.len);
+	cs->wreq.data = cs;
+	cs->is_writing = true;
+	if (uv_write(&cs->wreq, &cs->h.stream, &b, 1, ctl_write_cb) < 0) {
+		cs->is_writing = false;
+		ctl_close(cs);
+	}
+}
+
+/* Run every complete command line in the input. */
+static void
+ctl_drive(struct ctl_session *cs)
+{
+	while (!cs->is_quitting && !cs->is_closing) {
+		char *nl = cs->in.len ? memchr(cs->in.data, '\n', cs->in.len) : NULL;
+		char *argv[SL_CONSOLE_MAX_ARGS], words[SL_CONSOLE_MAX_LINE + 1];
+		struct sl_buf text = SL_BUF_INIT;
+		const char *why;
+		size_t len;
+		int argc;
+		bool is_ok;
+
+		if (nl == NULL) {
+			if (cs->in.len > SL_CONSOLE_MAX_LINE) {
+				static const char e[] = "command line too long\n";
+
+				sl_console_reply(&cs->out, false, e, sizeof(e) - 1);
+				cs->is_quitting = true;
+			}
+			break;
+		}
+		len = (size_t)(nl - cs->in.data);
+		if (len > 0 && cs->in.data[len - 1] == '\r')
+			len--;
+		argc = sl_console_split(cs->in.data, len, argv, SL_CONSOLE_MAX_ARGS, words,
+					sizeof(words), &why);
+		sl_buf_consume(&cs->in, (size_t)(nl - cs->in.data) + 1);
+		if (argc == 0)
+			continue;
+		if (cs->is_refused) {
+			sl_buf_puts(&text,
+				    "not allowed: the Control_Listener ACL gives this client no "
+				    "ALWAYS-ALLOW\n");
+			is_ok = false;
+			cs->is_quitting = true;
+		} else if (argc < 0) {
+			sl_buf_printf(&text, "%s\n", why);
+			is_ok = false;
+		} else if (argc == 1 && strcasecmp(argv[0], "quit") == 0) {
+			sl_buf_puts(&text, "bye\n");
+			is_ok = true;
+			cs->is_quitting = true;
+		} else {
+			is_ok = ctl_run(cs, argc, argv, &text);
+		}
+		sl_console_reply(&cs->out, is_ok, text.data ? text.data : "", text.len);
+		sl_buf_free(&text);
+	}
+	ctl_flush(cs);
+	/* Quitting: close once the last reply is out. */
+	if (cs->is_quitting && !cs->is_closing) {
+		uv_read_stop(&cs->h.stream);
+		if (!cs->is_writing && cs->out.len == 0)
+			ctl_close(cs);
+	}
+}
+
+static void
+ctl_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct ctl_session *cs = h->data;
+
+	buf->base = sl_buf_reserve(&cs->in, 4096);
+	buf->len = cs->in.cap - cs->in.len;
+}
+
+static void
+ctl_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct ctl_session *cs = s->data;
+
+	SL_CHECK_OBJ(cs, CTL_SESSION_MAGIC);
+	if (nread > 0) {
+		cs->in.len += (size_t)nread;
+		ctl_drive(cs);
+	} else if (nread < 0) {
+		ctl_close(cs);
+	}
+}
+
+/* Only ALWAYS-ALLOW admits now (LOGIN and DIGEST-MD5 need AUTH, a later issue). */
+static bool
+ctl_is_allowed(const struct sl_session_new_ev *ev)
+{
+	for (size_t i = 0; i < ev->acl.applied_cnt; i++)
+		for (size_t k = 0; k < ev->acl.applied[i]->prop_cnt; k++)
+			if (strcmp(ev->acl.applied[i]->props[k].name, "ALWAYS-ALLOW") == 0)
+				return true;
+	return false;
+}
+
+static void
+ctl_session_start(struct sl_thread *t, struct sl_session_new_ev *ev)
+{
+	struct ctl_session *cs = SL_NEW(cs);
+	uv_loop_t *loop = sl_thread_loop(t);
+	bool is_allowed = ctl_is_allowed(ev);
+	int rc;
+
+	cs->magic = CTL_SESSION_MAGIC;
+	cs->next = ctl_sessions;
+	if (ctl_sessions != NULL)
+		ctl_sessions->prev = cs;
+	ctl_sessions = cs;
+	cs->lrt = ev->lrt;
+	cs->snap = ev->snap;
+	memcpy(cs->id, ev->id, sizeof(cs->id));
+	if (ev->peer.ss_family == AF_UNIX) {
+		uv_pipe_init(loop, &cs->h.pipe, 0);
+		rc = uv_pipe_open(&cs->h.pipe, ev->fd);
+	} else {
+		uv_tcp_init(loop, &cs->h.tcp);
+		rc = uv_tcp_open(&cs->h.tcp, ev->fd);
+	}
+	cs->h.handle.data = cs;
+	sl_free(ev);
+	if (rc != 0 || uv_read_start(&cs->h.stream, ctl_alloc_cb, ctl_read_cb) != 0) {
+		sl_log_err("console session %s: cannot use the connection", cs->id);
+		ctl_close(cs);
+		return;
+	}
+	if (!is_allowed) {
+		sl_log_notice("console session %s: refused (no ALWAYS-ALLOW)", cs->id);
+		cs->is_refused = true;
+	}
+}
+
+static void
+ctl_handle(struct sl_thread *t, struct sl_event *ev)
+{
+	SL_ASSERT(ev->type == SL_EV_SESSION_NEW);
+	ctl_session_start(t, (struct sl_session_new_ev *)ev);
+}
+
+static void
+ctl_thread_fini(struct sl_thread *t)
+{
+	for (struct ctl_session *cs = ctl_sessions; cs != NULL; cs = cs->next)
+		ctl_close(cs);
+	/* The runtime runs the loop until the close callbacks are done. */
+}
+
+const struct sl_stage_def sl_control_stage = {
+	.name = "control",
+	.kind = SL_STAGE_LOOP,
+	.handle = ctl_handle,
+	.thread_fini = ctl_thread_fini,
+};
