@@ -23,8 +23,13 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 
 #include "conf/conf_holder.h"
+#include "conf/conf_schema.h"
+#include "conf/conf_snapshot.h"
 #include "engine/alloc.h"
 #include "engine/assert.h"
 #include "engine/counter.h"
@@ -99,10 +104,130 @@ ctl_summary(struct sl_buf *b)
 	sl_buf_printf(b, "bounces: %" PRIu64 "\n", ctl_counter("deliver.bounces"));
 }
 
+/* One stage's row of `threads`. */
+static void
+ctl_thread_row(struct sl_stage *st, void *arg)
+{
+	struct sl_buf *b = arg;
+	struct sl_stage_stats x;
+
+	sl_stage_stats(st, &x);
+	sl_buf_printf(b, "%-10s %7u %5u %11" PRIu64 " %12" PRIu64 " %12.1f\n", sl_stage_name(st),
+		      x.thread_cnt, x.busy_cnt, x.queue_depth, x.ops,
+		      x.ops ? (double)x.busy_ns / (double)x.ops / 1000.0 : 0.0);
+}
+
+static void
+ctl_memory(struct sl_buf *b)
+{
+#ifdef HAVE_JEMALLOC
+	static const char *const keys[] = { "stats.allocated", "stats.active", "stats.metadata",
+					    "stats.resident",  "stats.mapped", "stats.retained" };
+	uint64_t epoch = 1;
+	size_t sz = sizeof(epoch);
+
+	/* jemalloc's statistics are refreshed when the epoch advances. */
+	mallctl("epoch", &epoch, &sz, &epoch, sz);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		size_t v = 0;
+
+		sz = sizeof(v);
+		if (mallctl(keys[i], &v, &sz, NULL, 0) == 0)
+			sl_buf_printf(b, "%-16s %zu\n", keys[i] + 6, v);
+	}
+#else
+	sl_buf_puts(b, "built without jemalloc: no allocator statistics\n");
+#endif
+	{
+		FILE *f = fopen("/proc/self/status", "r");
+		char line[256];
+
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+			if (strncmp(line, "VmRSS:", 6) == 0 || strncmp(line, "VmHWM:", 6) == 0)
+				sl_buf_puts(b, line);
+		if (f != NULL)
+			fclose(f);
+	}
+}
+
+/*
+ * config get OPTION (its global value) and config eval [binding B] [domain D]
+ * [host H] OPTION (the value after Momentum's scope fallback).
+ */
+static bool
+ctl_config_value(int argc, char **argv, struct sl_buf *b)
+{
+	struct sl_conf_where w = { NULL, NULL, NULL };
+	const struct sl_conf_option *o;
+	struct sl_conf_snapshot *s;
+	const union sl_conf_val *v;
+	bool is_eval = strcasecmp(argv[1], "eval") == 0;
+	int i = 2;
+
+	for (; is_eval && i + 1 < argc - 1; i += 2) {
+		if (strcasecmp(argv[i], "binding") == 0)
+			w.binding = argv[i + 1];
+		else if (strcasecmp(argv[i], "domain") == 0)
+			w.domain = argv[i + 1];
+		else if (strcasecmp(argv[i], "host") == 0)
+			w.host = argv[i + 1];
+		else
+			break;
+	}
+	if (i != argc - 1) {
+		sl_buf_puts(b,
+			    is_eval ? "usage: config eval [binding B] [domain D] [host H] OPTION\n"
+				    : "usage: config get OPTION\n");
+		return false;
+	}
+	o = sl_conf_option_find(argv[i], SL_S_GLOBAL);
+	if (o == NULL) {
+		sl_buf_printf(b, "unknown option \"%s\"\n", argv[i]);
+		return false;
+	}
+	s = sl_conf_current();
+	v = is_eval ? sl_conf_eval(s, o->id, &w) : sl_conf_global(s, o->id);
+	if (v == NULL && !is_eval)
+		v = s->dflt[o->id];
+	if (v == NULL) {
+		sl_buf_printf(b, "%s is not set\n", o->name);
+	} else {
+		char *text = sl_conf_val_format(o, v);
+
+		sl_buf_printf(b, "%s = %s\n", o->name, text);
+		sl_free(text);
+	}
+	sl_conf_snapshot_put(s);
+	return true;
+}
+
+static void
+ctl_config_show(struct sl_buf *b)
+{
+	struct sl_conf_snapshot *s = sl_conf_current();
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (f != NULL) {
+		sl_conf_snapshot_print(s, f);
+		fclose(f);
+		sl_buf_append(b, text, len);
+	}
+	free(text); /* open_memstream's buffer comes from the C library's malloc */
+	sl_conf_snapshot_put(s);
+}
+
 static const char ctl_help[] = "help                this list\n"
 			       "version             the version of sluiced\n"
 			       "pid                 its process id\n"
 			       "summary             counters, uptime, configuration generation\n"
+			       "threads             per stage: threads, busy, queued, ops, us/op\n"
+			       "memory              allocator statistics and resident memory\n"
+			       "config show         the running configuration, defaults filled in\n"
+			       "config get OPTION   an option's global value\n"
+			       "config eval [binding B] [domain D] [host H] OPTION\n"
+			       "                    its value after scope fallback\n"
 			       "config reload       read the configuration file again\n"
 			       "reopen logs         reopen the log files (after rotation)\n"
 			       "shutdown            stop sluiced (as SIGTERM)\n"
@@ -130,6 +255,23 @@ ctl_run(struct ctl_session *cs, int argc, char **argv, struct sl_buf *b)
 		ctl_summary(b);
 		return true;
 	}
+	if (argc == 1 && strcasecmp(argv[0], "threads") == 0) {
+		sl_buf_printf(b, "%-10s %7s %5s %11s %12s %12s\n", "stage", "threads", "busy",
+			      "queued", "ops", "us/op");
+		sl_stage_foreach(ctl_thread_row, b);
+		return true;
+	}
+	if (argc == 1 && strcasecmp(argv[0], "memory") == 0) {
+		ctl_memory(b);
+		return true;
+	}
+	if (argc == 2 && strcasecmp(argv[0], "config") == 0 && strcasecmp(argv[1], "show") == 0) {
+		ctl_config_show(b);
+		return true;
+	}
+	if (argc >= 3 && strcasecmp(argv[0], "config") == 0 &&
+	    (strcasecmp(argv[1], "get") == 0 || strcasecmp(argv[1], "eval") == 0))
+		return ctl_config_value(argc, argv, b);
 	if (argc == 2 && strcasecmp(argv[0], "config") == 0 && strcasecmp(argv[1], "reload") == 0) {
 		int rc = ctl_hooks.reload ? ctl_hooks.reload(msg, sizeof(msg)) : -1;
 

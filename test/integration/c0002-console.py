@@ -36,6 +36,9 @@ def conf(banner='one'):
     return '''
 Relay_Domains = ( "local.test" )
 Suspend_Delivery = true
+Max_Outbound_Connections = 30
+Domain "yahoo.com" { Max_Outbound_Connections = 10 }
+Binding "yahoofriends" { Domain "yahoo.com" { Max_Outbound_Connections = 20 } }
 Control_Listener = (
   "%%s/control.sock" [ 0.0.0.0/0 = ( ALWAYS-ALLOW ) ]
   127.0.0.1:%d [ 127.0.0.3/32 = ( ) 0.0.0.0/0 = ( ALWAYS-ALLOW ) ]
@@ -77,6 +80,30 @@ is_(out, '{"ok": true, "output": "%d\\n"}\n' % d.proc.pid, '--json: {"ok": ..., 
 rc, out, err = ctl('frobnicate')
 ok(rc == 1 and out == '' and 'unknown command "frobnicate"' in err,
    'an unknown command: exit 1, said on stderr', rc, out, err)
+
+# ---------------------------------------------------------------- threads, memory, config
+rc, out, err = ctl('threads')
+ok(rc == 0 and all(re.search(r'^%s +\d+ +\d+ +\d+ +\d+ +[\d.]+$' % st, out, re.M)
+                   for st in ('spool', 'deliver', 'validate', 'protocol', 'control', 'accept')),
+   'threads: a row per stage (threads, busy, queued, ops, us/op)', out)
+rc, out, err = ctl('memory')
+ok(rc == 0 and re.search(r'^VmRSS:\s+\d+ kB$', out, re.M), 'memory: resident memory '
+   '(and jemalloc\'s figures when linked)', out)
+rc, out, err = ctl('config', 'show')
+ok(rc == 0 and out.startswith('# sluice configuration from ') and
+   'Max_Outbound_Connections = 30' in out, 'config show: the running configuration', out[:300])
+# Momentum's own example (conf.ref.max_outbound_connections)
+for args, want in ((('get', 'max_outbound_connections'), 30),
+                   (('eval', 'domain', 'yahoo.com', 'max_outbound_connections'), 10),
+                   (('eval', 'binding', 'yahoofriends', 'domain', 'yahoo.com',
+                     'Max_Outbound_Connections'), 20),
+                   (('eval', 'binding', 'other', 'domain', 'example.com',
+                     'max_outbound_connections'), 30)):
+    rc, out, err = ctl('config', *args)
+    is_((rc, out), (0, 'Max_Outbound_Connections = %d\n' % want),
+        'config %s: %d' % (' '.join(args), want))
+rc, out, err = ctl('config', 'get', 'No_Such_Option')
+ok(rc == 1 and 'unknown option' in err, 'config get of an unknown option: exit 1', rc, err)
 
 # ---------------------------------------------------------------- config reload
 d.write_conf(conf('two') % d.dir)
