@@ -286,11 +286,22 @@ main_reload_msg(char *msg, size_t msg_len)
 	main_state.reload_ok_cnt++;
 	pthread_mutex_unlock(&main_state.lock);
 	sl_log_notice("configuration reloaded from %s: generation %" PRIu64, s->source, gen);
-	if (msg != NULL)
-		snprintf(msg, msg_len, "configuration reloaded from %s: generation %" PRIu64,
-			 s->source, gen);
-	(void)sl_notify("READY=1");
-	return 0;
+	{
+		char why[512];
+		int rc = sl_accept_reconcile(s, why, sizeof(why));
+
+		if (msg != NULL && rc == 0)
+			snprintf(msg, msg_len,
+				 "configuration reloaded from %s: generation %" PRIu64, s->source,
+				 gen);
+		else if (msg != NULL)
+			snprintf(msg, msg_len,
+				 "configuration generation %" PRIu64 " is running, but a listener "
+				 "failed: %s",
+				 gen, why);
+		(void)sl_notify("READY=1");
+		return rc;
+	}
 }
 
 static void

@@ -26,6 +26,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -43,6 +44,12 @@
 #include "stages/events.h"
 #include "stages/stages.h"
 
+/*
+ * One listening address.  Allocated on its own (accept threads hold the
+ * pointer) and kept until sl_accept_close(): a reload that removes it shuts
+ * its socket down (accept4() fails, its threads end) and the last of its
+ * threads closes the descriptor, so no thread ever accepts on a reused one.
+ */
 struct accept_listener {
 	struct sl_listener_rt rt;
 	int fd;
@@ -50,11 +57,17 @@ struct accept_listener {
 	unsigned thread_cnt;
 	unsigned thread_base;   /* index of its first accept thread, for session ids */
 	struct sl_conf_loc loc; /* where it was configured, for messages */
+	bool is_removed;        /* a reload took it out: its threads are ending */
+	unsigned threads_alive; /* atomic: accept threads still running */
 };
 
-static struct accept_listener *accept_listeners;
+/* The listeners (owned); accept_lock guards the array against reloads and the stop. */
+static pthread_mutex_t accept_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct accept_listener **accept_listeners;
 static size_t accept_listener_cnt;
+static unsigned accept_thread_total; /* accept threads ever started (session id bases) */
 static uint32_t accept_service_sessions[SL_LISTENER__COUNT];
+static struct sl_stage *accept_stage;
 static struct sl_stage *accept_protocol;
 static struct sl_stage *accept_control;
 static uint32_t accept_start_time;
@@ -206,6 +219,34 @@ fail_fd:
 	return rc;
 }
 
+/* Bind a new listener for `a` and add it to the array (no threads yet); NULL on failure. */
+static struct accept_listener *
+accept_listener_new(const struct sl_conf_listen_addr *a, char *why, size_t why_len)
+{
+	struct accept_listener *l;
+	char reason[256] = "";
+	int fd = accept_socket(a, reason, sizeof(reason));
+
+	if (fd < 0) {
+		snprintf(why, why_len, "%s:%u: cannot listen on %s (%s): %s", a->loc.file,
+			 a->loc.line, a->text, sl_listener_kind_name(a->kind), reason);
+		return NULL;
+	}
+	l = SL_NEW(l);
+	l->fd = fd;
+	l->rt.magic = SL_LISTENER_RT_MAGIC;
+	l->rt.kind = a->kind;
+	l->rt.service_sessions = &accept_service_sessions[a->kind];
+	snprintf(l->text, sizeof(l->text), "%s", a->text);
+	l->rt.name = l->text;
+	l->thread_cnt = a->accept_threads;
+	l->loc = a->loc;
+	accept_listeners = sl_reallocarray(accept_listeners, accept_listener_cnt + 1,
+					   sizeof(*accept_listeners));
+	accept_listeners[accept_listener_cnt++] = l;
+	return l;
+}
+
 int
 sl_accept_open(const struct sl_conf_snapshot *s, char *why, size_t why_len)
 {
@@ -223,39 +264,22 @@ sl_accept_open(const struct sl_conf_snapshot *s, char *why, size_t why_len)
 
 		for (size_t i = 0; v != NULL && i < v->listener->addr_cnt; i++) {
 			const struct sl_conf_listen_addr *a = &v->listener->addrs[i];
-			struct accept_listener *l = &accept_listeners[accept_listener_cnt];
-			char reason[256] = "";
-			int fd;
 
 			if (a->is_disabled)
 				continue;
 			for (size_t j = 0; j < accept_listener_cnt; j++) {
-				if (strcmp(accept_listeners[j].text, a->text) == 0) {
+				if (strcmp(accept_listeners[j]->text, a->text) == 0) {
 					snprintf(why, why_len,
 						 "%s:%u: %s %s is listed twice (also at %s:%u)",
 						 a->loc.file, a->loc.line,
 						 sl_listener_kind_name(a->kind), a->text,
-						 accept_listeners[j].loc.file,
-						 accept_listeners[j].loc.line);
+						 accept_listeners[j]->loc.file,
+						 accept_listeners[j]->loc.line);
 					goto fail;
 				}
 			}
-			fd = accept_socket(a, reason, sizeof(reason));
-			if (fd < 0) {
-				snprintf(why, why_len, "%s:%u: cannot listen on %s (%s): %s",
-					 a->loc.file, a->loc.line, a->text,
-					 sl_listener_kind_name(a->kind), reason);
+			if (accept_listener_new(a, why, why_len) == NULL)
 				goto fail;
-			}
-			l->fd = fd;
-			l->rt.magic = SL_LISTENER_RT_MAGIC;
-			l->rt.kind = a->kind;
-			l->rt.service_sessions = &accept_service_sessions[a->kind];
-			snprintf(l->text, sizeof(l->text), "%s", a->text);
-			l->rt.name = l->text;
-			l->thread_cnt = a->accept_threads;
-			l->loc = a->loc;
-			accept_listener_cnt++;
 		}
 	}
 	return 0;
@@ -267,7 +291,13 @@ fail:
 size_t
 sl_accept_listener_cnt(void)
 {
-	return accept_listener_cnt;
+	size_t n = 0;
+
+	pthread_mutex_lock(&accept_lock);
+	for (size_t i = 0; i < accept_listener_cnt; i++)
+		n += !accept_listeners[i]->is_removed;
+	pthread_mutex_unlock(&accept_lock);
+	return n;
 }
 
 /* The current configuration's entry for listener `l`, or NULL if a reload removed it. */
@@ -432,60 +462,146 @@ accept_thread(struct sl_thread *t)
 		}
 		accept_handle(t, l, fd, &peer, plen, ++seq);
 	}
+	/* A listener a reload removed: its last thread closes the socket. */
+	if (__atomic_sub_fetch(&l->threads_alive, 1, __ATOMIC_ACQ_REL) == 0 &&
+	    __atomic_load_n(&l->is_removed, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&accept_lock);
+		if (l->fd >= 0) {
+			close(l->fd);
+			l->fd = -1;
+			if (l->text[0] == '/')
+				unlink(l->text);
+		}
+		pthread_mutex_unlock(&accept_lock);
+	}
+}
+
+/* Start the accept threads of `l`.  0, or -1 with why set. */
+static int
+accept_spawn(struct sl_stage *st, struct accept_listener *l, char *why, size_t why_len)
+{
+	const char *tag = strrchr(l->text, l->text[0] == '/' ? '/' : ':');
+
+	l->thread_base = accept_thread_total;
+	accept_thread_total += l->thread_cnt;
+	for (unsigned k = 0; k < l->thread_cnt; k++) {
+		char name[160];
+		int rc;
+
+		snprintf(name, sizeof(name), "acc:%s/%u", tag ? tag + 1 : l->text, k);
+		__atomic_add_fetch(&l->threads_alive, 1, __ATOMIC_ACQ_REL);
+		rc = sl_stage_spawn(st, name, accept_thread, l);
+		if (rc < 0) {
+			__atomic_sub_fetch(&l->threads_alive, 1, __ATOMIC_ACQ_REL);
+			snprintf(why, why_len, "cannot start accept thread %s: %s", name,
+				 strerror(-rc));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int
 sl_accept_start(struct sl_stage *st, char *why, size_t why_len)
 {
-	unsigned base = 0;
-
 	accept_protocol = sl_stage_find("protocol");
 	accept_control = sl_stage_find("control");
 	SL_ASSERT(accept_protocol != NULL && accept_control != NULL);
 	accept_start_time = (uint32_t)time(NULL);
 	accept_counter_accepted = sl_counter_register("accept.sessions");
 	accept_counter_refused = sl_counter_register("accept.refused");
-	for (size_t i = 0; i < accept_listener_cnt; i++) {
-		struct accept_listener *l = &accept_listeners[i];
-		const char *tag = strrchr(l->text, l->text[0] == '/' ? '/' : ':');
-
-		l->thread_base = base;
-		for (unsigned k = 0; k < l->thread_cnt; k++) {
-			char name[160];
-			int rc;
-
-			snprintf(name, sizeof(name), "acc:%s/%u", tag ? tag + 1 : l->text, k);
-			rc = sl_stage_spawn(st, name, accept_thread, l);
-			if (rc < 0) {
-				snprintf(why, why_len, "cannot start accept thread %s: %s", name,
-					 strerror(-rc));
-				return -1;
-			}
-		}
-		base += l->thread_cnt;
-	}
+	accept_stage = st;
+	for (size_t i = 0; i < accept_listener_cnt; i++)
+		if (accept_spawn(st, accept_listeners[i], why, why_len) != 0)
+			return -1;
 	return 0;
+}
+
+/*
+ * After a reload: listeners the new configuration keeps go on untouched
+ * (their sockets, so no connection is refused); new ones are bound and get
+ * their threads; removed ones are shut down.  0, or -1 with why naming the
+ * first address that could not be bound (the others are applied).
+ */
+int
+sl_accept_reconcile(const struct sl_conf_snapshot *s, char *why, size_t why_len)
+{
+	char err[512];
+	int rc = 0;
+
+	pthread_mutex_lock(&accept_lock);
+	for (size_t i = 0; i < accept_listener_cnt; i++) {
+		struct accept_listener *l = accept_listeners[i];
+		const struct sl_conf_listen_addr *a = l->is_removed ? NULL : accept_find_addr(s, l);
+
+		if (l->is_removed || (a != NULL && !a->is_disabled))
+			continue;
+		__atomic_store_n(&l->is_removed, true, __ATOMIC_RELEASE);
+		shutdown(l->fd, SHUT_RD); /* its accept4() calls fail: the threads end */
+		sl_log_notice("listener %s (%s) removed by the reload", l->text,
+			      sl_listener_kind_name(l->rt.kind));
+	}
+	for (int k = 0; k < SL_LISTENER__COUNT; k++) {
+		const union sl_conf_val *v = sl_conf_global(s, accept_opts[k]);
+
+		for (size_t i = 0; v != NULL && i < v->listener->addr_cnt; i++) {
+			const struct sl_conf_listen_addr *a = &v->listener->addrs[i];
+			struct accept_listener *l;
+			bool is_known = false;
+
+			if (a->is_disabled)
+				continue;
+			for (size_t j = 0; j < accept_listener_cnt && !is_known; j++)
+				is_known = !accept_listeners[j]->is_removed &&
+					   accept_listeners[j]->rt.kind == a->kind &&
+					   strcmp(accept_listeners[j]->text, a->text) == 0;
+			if (is_known)
+				continue;
+			l = accept_listener_new(a, err, sizeof(err));
+			if (l == NULL || accept_spawn(accept_stage, l, err, sizeof(err)) != 0) {
+				sl_log_err("reload: %s", err);
+				if (rc == 0)
+					snprintf(why, why_len, "%s", err);
+				rc = -1;
+				continue;
+			}
+			sl_log_notice("listener %s (%s) opened by the reload", l->text,
+				      sl_listener_kind_name(l->rt.kind));
+		}
+	}
+	pthread_mutex_unlock(&accept_lock);
+	return rc;
 }
 
 void
 sl_accept_interrupt(void)
 {
 	/* accept4() returns EINVAL on a socket shut down for reading. */
+	pthread_mutex_lock(&accept_lock);
 	for (size_t i = 0; i < accept_listener_cnt; i++)
-		shutdown(accept_listeners[i].fd, SHUT_RD);
+		if (accept_listeners[i]->fd >= 0)
+			shutdown(accept_listeners[i]->fd, SHUT_RD);
+	pthread_mutex_unlock(&accept_lock);
 }
 
 void
 sl_accept_close(void)
 {
+	pthread_mutex_lock(&accept_lock);
 	for (size_t i = 0; i < accept_listener_cnt; i++) {
-		close(accept_listeners[i].fd);
-		if (accept_listeners[i].text[0] == '/')
-			unlink(accept_listeners[i].text);
+		struct accept_listener *l = accept_listeners[i];
+
+		if (l->fd >= 0) {
+			close(l->fd);
+			if (l->text[0] == '/')
+				unlink(l->text);
+		}
+		sl_free(l);
 	}
 	sl_free(accept_listeners);
 	accept_listeners = NULL;
 	accept_listener_cnt = 0;
+	pthread_mutex_unlock(&accept_lock);
 }
 
 const struct sl_stage_def sl_accept_stage = {

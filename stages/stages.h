@@ -36,6 +36,12 @@ int sl_accept_start(struct sl_stage *st, char *why, size_t why_len);
 void sl_accept_interrupt(void);
 /* Close the listening sockets (after the accept stage stopped). */
 void sl_accept_close(void);
+/*
+ * After a reload published `s`: keep the listeners it keeps, bind and start
+ * the new ones, shut the removed ones down.  0, or -1 with why naming the
+ * first address that could not be bound (the rest is applied).
+ */
+int sl_accept_reconcile(const struct sl_conf_snapshot *s, char *why, size_t why_len);
 /* Open listening sockets (for logs and tests). */
 size_t sl_accept_listener_cnt(void);
 

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""c0003-reload-load: 100 reloads while 20,000 messages flow.
+
+Inside a private network namespace, sluiced relays to Postfix's smtp-sink
+(the Gateway).  sluice-bench injects 20,000 messages (10,000 under a
+sanitizer) over 50 concurrent SMTP sessions while sluicectl reloads the
+configuration 100 times, alternating two valid files that differ in the
+banner, a personality limit and one listener (port B exists only in the
+second):
+  - zero failed transactions: every message got its 250, none refused,
+    none lost (sluice-bench's count), no connection refused;
+  - zero lost messages: the sink has every one;
+  - every reload succeeded (generation 101 at the end);
+  - a session opened before the reloads keeps its banner and still
+    delivers a message after them; a new session sees the last file's
+    banner; port B follows the files (open after the second, closed after
+    the first).
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sltest as t  # noqa: E402
+from sltest import ok, is_, like, diag  # noqa: E402
+
+t.netns()
+
+
+def sanitizer():
+    s = os.environ.get('SL_SANITIZER', '')
+    if s:
+        return s
+    try:
+        with open(os.path.join(t.TOP_BUILDDIR, 'Makefile')) as f:
+            m = re.search(r'^SL_SANITIZER = (\S+)', f.read(), re.M)
+        return m.group(1) if m else ''
+    except OSError:
+        return ''
+
+
+N = 10000 if sanitizer() else 20000
+RELOADS = 100
+A, B = 2860, 2861
+CTL = os.path.join(t.TOP_BUILDDIR, 'sluicectl')
+BENCH = os.path.join(t.TOP_BUILDDIR, 'sluice-bench')
+sink = t.SmtpSink('127.0.0.2', 2525).start()
+d = t.Sluiced('', name='reload-load')
+sock = os.path.join(d.dir, 'control.sock')
+
+
+def conf(which):
+    banner = 'banner-%s.test' % which
+    extra = '  127.0.0.1:%d\n' % B if which == 'two' else ''
+    return '''
+Relay_Domains = ( "sink.example" )
+Gateway = "127.0.0.2:2525"
+Control_Listener = ( "%s" [ 0.0.0.0/0 = ( ALWAYS-ALLOW ) ] )
+ESMTP_Listener = (
+  127.0.0.1:%d,1024 [
+    0.0.0.0/0 = ( personality [ banner_hostname = "%s" max_recipients_per_message = %d ] )
+  ]
+%s)
+''' % (sock, A, banner, 50 if which == 'one' else 60, extra)
+
+
+d.write_conf(conf('one'))
+d.start()
+
+old = t.Client(A)
+like(old.banner.text if old.banner else '', r'banner-one\.test', 'a session opened before the '
+     'reloads has the first banner')
+old.ehlo()
+
+out = {}
+
+
+def inject():
+    r = subprocess.run([BENCH, 'inject', '-H', '127.0.0.1', '-p', str(A), '-n', str(N),
+                        '-s', '50', '-l', '1024', '-t', 'rcpt@sink.example', '-T', '600'],
+                       capture_output=True, timeout=700)
+    out['rc'], out['stdout'], out['stderr'] = r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+th = threading.Thread(target=inject)
+th.start()
+failed = []
+for i in range(RELOADS):
+    d.write_conf(conf('two' if i % 2 == 0 else 'one'))
+    r = subprocess.run([CTL, '-s', sock, 'config', 'reload'], capture_output=True, timeout=60)
+    if r.returncode != 0:
+        failed.append((i, r.stdout.decode() + r.stderr.decode()))
+    time.sleep(0.02)
+reloads_during = th.is_alive()
+th.join(720)
+is_(failed, [], '%d reloads through sluicectl, each one successful' % RELOADS)
+diag('the injection was %s when the reloads ended' % ('still running' if reloads_during
+                                                      else 'over'))
+fig = dict(kv.split('=', 1) for kv in out.get('stdout', '').split() if '=' in kv)
+diag('sluice-bench: %s' % out.get('stdout', '').strip())
+ok(out.get('rc') == 0 and fig.get('accepted') == str(N) and fig.get('refused') == '0' and
+   fig.get('lost') == '0', 'zero failed transactions: %s of %d accepted, %s refused, %s lost' % (
+       fig.get('accepted'), N, fig.get('refused'), fig.get('lost')), out.get('stderr', '')[-500:])
+is_(fig.get('errors'), '0', 'no connection was refused or reset during the reloads')
+got = sink.wait_count(N, timeout=300)
+ok(got >= N, 'zero lost messages: the sink has all %d' % N, got)
+like(subprocess.run([CTL, '-s', sock, 'summary'], capture_output=True,
+                    timeout=60).stdout.decode(),
+     r'^configuration generation: %d$' % (RELOADS + 1), 'generation %d at the end' % (RELOADS + 1))
+
+# The last file was 'one' (RELOADS is even): port B is closed, the banner is one's.
+new = t.Client(A)
+like(new.banner.text if new.banner else '', r'banner-one\.test', 'a new session sees the '
+     'last file\'s banner')
+new.close()
+
+
+def port_open(port):
+    with socket.socket() as s:
+        return s.connect_ex(('127.0.0.1', port)) == 0
+
+
+ok(t.wait_for(lambda: not port_open(B), timeout=10),
+   'port B, only in the other file, is closed after the last reload')
+d.write_conf(conf('two'))
+subprocess.run([CTL, '-s', sock, 'config', 'reload'], capture_output=True, timeout=60)
+ok(t.wait_for(lambda: port_open(B), timeout=10), 'one more reload, to the other file, opens B')
+rs = t.send_message(old, 'from@src.test', ['old@sink.example'],
+                    t.message('old session') + b'.\r\n', ehlo=False)
+ok(rs[-1] is not None and rs[-1].code == 250, 'the session opened before the reloads still '
+   'delivers a message', rs)
+old.cmd('QUIT')
+old.close()
+d.stop()
+t.done()
