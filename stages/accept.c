@@ -476,15 +476,14 @@ accept_thread(struct sl_thread *t)
 	}
 }
 
-/* Start the accept threads of `l`.  0, or -1 with why set. */
+/* Start accept threads first..last-1 of `l`.  0, or -1 with why set. */
 static int
-accept_spawn(struct sl_stage *st, struct accept_listener *l, char *why, size_t why_len)
+accept_spawn_range(struct sl_stage *st, struct accept_listener *l, unsigned first, unsigned last,
+		   char *why, size_t why_len)
 {
 	const char *tag = strrchr(l->text, l->text[0] == '/' ? '/' : ':');
 
-	l->thread_base = accept_thread_total;
-	accept_thread_total += l->thread_cnt;
-	for (unsigned k = 0; k < l->thread_cnt; k++) {
+	for (unsigned k = first; k < last; k++) {
 		char name[160];
 		int rc;
 
@@ -499,6 +498,15 @@ accept_spawn(struct sl_stage *st, struct accept_listener *l, char *why, size_t w
 		}
 	}
 	return 0;
+}
+
+/* Start the accept threads of a new listener. */
+static int
+accept_spawn(struct sl_stage *st, struct accept_listener *l, char *why, size_t why_len)
+{
+	l->thread_base = accept_thread_total;
+	accept_thread_total += l->thread_cnt;
+	return accept_spawn_range(st, l, 0, l->thread_cnt, why, why_len);
 }
 
 int
@@ -534,8 +542,24 @@ sl_accept_reconcile(const struct sl_conf_snapshot *s, char *why, size_t why_len)
 		struct accept_listener *l = accept_listeners[i];
 		const struct sl_conf_listen_addr *a = l->is_removed ? NULL : accept_find_addr(s, l);
 
-		if (l->is_removed || (a != NULL && !a->is_disabled))
+		if (l->is_removed)
 			continue;
+		if (a != NULL && !a->is_disabled) {
+			/* Kept.  A larger ~N starts more accept threads now. */
+			if (a->accept_threads > l->thread_cnt &&
+			    accept_spawn_range(accept_stage, l, l->thread_cnt, a->accept_threads,
+					       err, sizeof(err)) == 0) {
+				sl_log_notice("listener %s: %u accept threads now", l->text,
+					      a->accept_threads);
+				l->thread_cnt = a->accept_threads;
+			} else if (a->accept_threads < l->thread_cnt) {
+				sl_log_notice(
+					"listener %s keeps its %u accept threads until the next "
+					"start",
+					l->text, l->thread_cnt);
+			}
+			continue;
+		}
 		__atomic_store_n(&l->is_removed, true, __ATOMIC_RELEASE);
 		shutdown(l->fd, SHUT_RD); /* its accept4() calls fail: the threads end */
 		sl_log_notice("listener %s (%s) removed by the reload", l->text,

@@ -64,6 +64,14 @@ struct ctl_session {
 
 static struct sl_control_hooks ctl_hooks;
 static time_t ctl_started;
+
+/* Received and delivered counts, sampled every second: the last minute's rates. */
+#define CTL_RATE_SLOTS 61
+static struct {
+	uv_timer_t timer;
+	uint64_t received[CTL_RATE_SLOTS], delivered[CTL_RATE_SLOTS];
+	unsigned next, cnt;
+} ctl_rate;
 static struct ctl_session *ctl_sessions; /* the loop thread's only */
 
 void
@@ -84,9 +92,33 @@ ctl_counter(const char *name)
 }
 
 static void
+ctl_rate_cb(uv_timer_t *t)
+{
+	ctl_rate.received[ctl_rate.next] = ctl_counter("protocol.received");
+	ctl_rate.delivered[ctl_rate.next] = ctl_counter("deliver.delivered");
+	ctl_rate.next = (ctl_rate.next + 1) % CTL_RATE_SLOTS;
+	if (ctl_rate.cnt < CTL_RATE_SLOTS)
+		ctl_rate.cnt++;
+}
+
+/* Per second over the samples kept (up to a minute): the newest minus the oldest. */
+static double
+ctl_rate_of(const uint64_t *v)
+{
+	unsigned newest = (ctl_rate.next + CTL_RATE_SLOTS - 1) % CTL_RATE_SLOTS;
+	unsigned oldest = ctl_rate.cnt < CTL_RATE_SLOTS ? 0 : ctl_rate.next;
+
+	if (ctl_rate.cnt < 2)
+		return 0.0;
+	return (double)(v[newest] - v[oldest]) / (double)(ctl_rate.cnt - 1);
+}
+
+static void
 ctl_summary(struct sl_buf *b)
 {
 	time_t up = time(NULL) - ctl_started;
+	int64_t active = (int64_t)ctl_counter("deliver.active");
+	int64_t delayed = (int64_t)ctl_counter("deliver.delayed");
 
 	sl_buf_printf(b, "version: %s\n", PACKAGE_VERSION);
 	sl_buf_printf(b, "pid: %d\n", (int)getpid());
@@ -96,12 +128,24 @@ ctl_summary(struct sl_buf *b)
 		      ctl_hooks.generation ? ctl_hooks.generation() : 0);
 	sl_buf_printf(b, "inbound sessions: %" PRId64 "\n",
 		      (int64_t)ctl_counter("protocol.sessions"));
+	sl_buf_printf(b, "outbound connections: %" PRId64 "\n",
+		      (int64_t)ctl_counter("deliver.connections"));
+	sl_buf_printf(b, "active domains: %" PRId64 "\n",
+		      (int64_t)ctl_counter("deliver.active_domains"));
+	sl_buf_printf(b, "active queue: %" PRId64 "\n", active);
+	sl_buf_printf(b, "delayed queue: %" PRId64 "\n", delayed);
+	sl_buf_printf(b, "total queue: %" PRId64 "\n", active + delayed);
+	sl_buf_printf(b, "dns queries: %" PRIu64 "\n", ctl_counter("dns.queries"));
 	sl_buf_printf(b, "received: %" PRIu64 "\n", ctl_counter("protocol.received"));
 	sl_buf_printf(b, "rejected: %" PRIu64 "\n", ctl_counter("protocol.rejected"));
 	sl_buf_printf(b, "delivered: %" PRIu64 "\n", ctl_counter("deliver.delivered"));
 	sl_buf_printf(b, "transient failures: %" PRIu64 "\n", ctl_counter("deliver.transient"));
 	sl_buf_printf(b, "failed: %" PRIu64 "\n", ctl_counter("deliver.failed"));
 	sl_buf_printf(b, "bounces: %" PRIu64 "\n", ctl_counter("deliver.bounces"));
+	sl_buf_printf(b, "received per second (last minute): %.1f\n",
+		      ctl_rate_of(ctl_rate.received));
+	sl_buf_printf(b, "delivered per second (last minute): %.1f\n",
+		      ctl_rate_of(ctl_rate.delivered));
 }
 
 /* One stage's row of `threads`. */
@@ -496,9 +540,19 @@ ctl_handle(struct sl_thread *t, struct sl_event *ev)
 	ctl_session_start(t, (struct sl_session_new_ev *)ev);
 }
 
+static int
+ctl_thread_init(struct sl_thread *t)
+{
+	uv_timer_init(sl_thread_loop(t), &ctl_rate.timer);
+	ctl_rate_cb(&ctl_rate.timer);
+	uv_timer_start(&ctl_rate.timer, ctl_rate_cb, 1000, 1000);
+	return 0;
+}
+
 static void
 ctl_thread_fini(struct sl_thread *t)
 {
+	uv_close((uv_handle_t *)&ctl_rate.timer, NULL);
 	for (struct ctl_session *cs = ctl_sessions; cs != NULL; cs = cs->next)
 		ctl_close(cs);
 	/* The runtime runs the loop until the close callbacks are done. */
@@ -507,6 +561,7 @@ ctl_thread_fini(struct sl_thread *t)
 const struct sl_stage_def sl_control_stage = {
 	.name = "control",
 	.kind = SL_STAGE_LOOP,
+	.thread_init = ctl_thread_init,
 	.handle = ctl_handle,
 	.thread_fini = ctl_thread_fini,
 };

@@ -716,6 +716,7 @@ sl_deliver_init(struct sl_stage *st)
 	dl_ctr_failed = sl_counter_register("deliver.failed");
 	dl_ctr_bounces = sl_counter_register("deliver.bounces");
 	dl_ctr_queued = sl_counter_register("deliver.queued");
+	dl_sched_counters();
 }
 
 unsigned

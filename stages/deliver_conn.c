@@ -29,6 +29,7 @@
 
 #include "engine/alloc.h"
 #include "engine/assert.h"
+#include "engine/counter.h"
 #include "engine/log.h"
 #include "stages/deliver_int.h"
 
@@ -135,6 +136,7 @@ dl_conn_free(struct dl_conn *c)
 		c->next->prev = c->prev;
 	q->conn_cnt--;
 	q->dt->conn_open--;
+	sl_counter_add(dl_gauge_conns, -1);
 	dl_shape_conn_release();
 	if (c->host_slot[0] != '\0')
 		dl_shape_host_release(c->host_slot);
@@ -183,7 +185,7 @@ dl_conn_requeue(struct dl_conn *c)
 	else
 		q->active_tail = job;
 	q->active_head = job;
-	q->active_cnt++;
+	dl_active_count(q, 1);
 	q->resident_cnt++;
 }
 
@@ -686,6 +688,7 @@ dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char
 	q->conn_cnt++;
 	q->connecting_cnt++;
 	dt->conn_open++;
+	sl_counter_add(dl_gauge_conns, 1);
 	c->creq.data = c;
 	rc = dl_conn_bind(c);
 	if (rc == 0)

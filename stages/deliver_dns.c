@@ -35,6 +35,7 @@
 
 #include "engine/alloc.h"
 #include "engine/assert.h"
+#include "engine/counter.h"
 #include "engine/htable.h"
 #include "engine/log.h"
 #include "proto/dns.h"
@@ -144,6 +145,7 @@ struct dns_job {
 
 static pthread_once_t dns_lib_once = PTHREAD_ONCE_INIT;
 static int dns_lib_rc;
+static unsigned dns_ctr_queries; /* questions sent, all resolvers (the console's summary) */
 
 static void dns_answer_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
 static void dns_lookup(struct sl_dns *d, enum dns_kind kind, const char *name,
@@ -513,6 +515,7 @@ dns_ask(struct dns_job *job, int idx, int type)
 	job->q[idx].job = job;
 	job->q[idx].type = type;
 	d->query_cnt++;
+	sl_counter_add(dns_ctr_queries, 1);
 	/* c-ares may call back from inside these (a bad name, no server). */
 	if (job->entry->key[0] == DNS_KIND_SEARCH)
 		ares_search(d->channel, name, DNS_CLASS_IN, type, dns_answer_cb, &job->q[idx]);
@@ -920,6 +923,7 @@ static void
 dns_lib_init(void)
 {
 	dns_lib_rc = ares_library_init(ARES_LIB_INIT_ALL);
+	dns_ctr_queries = sl_counter_register("dns.queries");
 }
 
 /* Read all of `path` (at most SL_DNS_CONF_MAX_LEN bytes) into a new buffer. */

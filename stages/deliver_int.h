@@ -246,6 +246,12 @@ void dl_queue_conn_failed(struct dl_queue *q, const struct sockaddr_storage *add
 /* A connection succeeded: reset the failure counters. */
 void dl_queue_conn_ok(struct dl_queue *q);
 void dl_sched_init(struct dl_thread *dt);
+/* Open outbound connections (a gauge for the console; deliver_conn.c counts). */
+extern unsigned dl_gauge_conns;
+/* Register the gauges the console's summary reads (once, at stage set-up). */
+void dl_sched_counters(void);
+/* Count an active job put back on q's list outside dl_active_push (delta +1). */
+void dl_active_count(struct dl_queue *q, int delta);
 void dl_sched_fini(struct dl_thread *dt);
 /* Option value for a queue (binding, domain) and optional host. */
 const union sl_conf_val *dl_opt(const struct dl_queue *q, enum sl_opt opt, const char *host);

@@ -37,6 +37,7 @@
 #include "conf/conf_acl.h"
 #include "engine/alloc.h"
 #include "engine/assert.h"
+#include "engine/counter.h"
 #include "engine/log.h"
 #include "proto/validate.h"
 #include "spool/spool.h"
@@ -51,7 +52,32 @@
 #define DL_QUEUE_IDLE_MS (300 * 1000)
 /* Swapped-out jobs: reads in flight per queue, and jobs looked at per take. */
 #define DL_LOAD_MAX      8
-#define DL_TAKE_SCAN     64
+
+/* Gauges for the console's summary (sums over the delivery threads). */
+static unsigned dl_gauge_active;  /* jobs in active queues */
+static unsigned dl_gauge_delayed; /* jobs waiting for their next attempt */
+static unsigned dl_gauge_domains; /* queues with active jobs */
+unsigned dl_gauge_conns;          /* outbound connections open */
+
+/* An active job came back to q's list outside dl_active_push (a requeue). */
+void
+dl_active_count(struct dl_queue *q, int delta)
+{
+	if (delta > 0 && q->active_cnt == 0)
+		sl_counter_add(dl_gauge_domains, 1);
+	q->active_cnt += (size_t)delta;
+	sl_counter_add(dl_gauge_active, delta);
+}
+
+void
+dl_sched_counters(void)
+{
+	dl_gauge_active = sl_counter_register("deliver.active");
+	dl_gauge_delayed = sl_counter_register("deliver.delayed");
+	dl_gauge_domains = sl_counter_register("deliver.active_domains");
+	dl_gauge_conns = sl_counter_register("deliver.connections");
+}
+#define DL_TAKE_SCAN 64
 
 /* ------------------------------------------------------------ options */
 
@@ -155,6 +181,7 @@ dl_delay_cb(uv_timer_t *t)
 		struct dl_job *job = heap_pop(&dt->delayed);
 
 		job->q->delayed_cnt--;
+		sl_counter_add(dl_gauge_delayed, -1);
 		dl_queue_add(dt, job);
 	}
 	dl_delay_arm(dt);
@@ -236,7 +263,9 @@ dl_active_push(struct dl_queue *q, struct dl_job *job)
 	else
 		q->active_head = job;
 	q->active_tail = job;
-	q->active_cnt++;
+	if (q->active_cnt++ == 0)
+		sl_counter_add(dl_gauge_domains, 1);
+	sl_counter_add(dl_gauge_active, 1);
 	if (!m->is_swapped) {
 		int64_t max = dl_opt_int(q, SL_OPT_MAX_RESIDENT_ACTIVE_QUEUE, 250);
 
@@ -263,7 +292,9 @@ dl_active_unlink(struct dl_queue *q, struct dl_job *job)
 	else
 		q->active_tail = job->prev;
 	job->next = job->prev = NULL;
-	q->active_cnt--;
+	if (--q->active_cnt == 0)
+		sl_counter_add(dl_gauge_domains, -1);
+	sl_counter_add(dl_gauge_active, -1);
 }
 
 /* A read of swapped-out content, on libuv's thread pool. */
@@ -389,6 +420,7 @@ dl_job_delay(struct dl_thread *dt, struct dl_job *job)
 	job->q = q;
 	q->delayed_cnt++;
 	heap_push(&dt->delayed, job);
+	sl_counter_add(dl_gauge_delayed, 1);
 	if (job->heap_pos == 0)
 		dl_delay_arm(dt);
 }

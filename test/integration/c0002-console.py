@@ -72,6 +72,16 @@ rc, out, err = ctl('summary')
 diag('injected %s' % q)
 like(out, r'^received: 1$', 'summary: the counters move (a message received)')
 like(out, r'^uptime: \d+d \d\d:\d\d:\d\d$', 'summary: uptime')
+ok(t.wait_for(lambda: re.search(r'^active queue: 1$', ctl('summary')[1], re.M)),
+   'summary: the message waits in the active queue (Suspend_Delivery)', ctl('summary')[1])
+out = ctl('summary')[1]
+like(out, r'^active domains: 1$', 'summary: one active domain')
+like(out, r'^total queue: 1$', 'summary: total queue 1')
+for field in ('outbound connections', 'delayed queue', 'dns queries'):
+    like(out, r'^%s: \d+$' % field, 'summary: %s' % field)
+for field in ('received', 'delivered'):
+    like(out, r'^%s per second \(last minute\): \d+\.\d$' % field,
+         'summary: %s per second over the last minute' % field)
 rc, out, err = ctl('help')
 ok(rc == 0 and all(w in out for w in ('summary', 'config reload', 'reopen logs', 'shutdown')),
    'help lists the commands', out)

@@ -54,7 +54,7 @@ d = t.Sluiced('', name='reload-load')
 sock = os.path.join(d.dir, 'control.sock')
 
 
-def conf(which):
+def conf(which, threads=1):
     banner = 'banner-%s.test' % which
     extra = '  127.0.0.1:%d\n' % B if which == 'two' else ''
     return '''
@@ -62,11 +62,11 @@ Relay_Domains = ( "sink.example" )
 Gateway = "127.0.0.2:2525"
 Control_Listener = ( "%s" [ 0.0.0.0/0 = ( ALWAYS-ALLOW ) ] )
 ESMTP_Listener = (
-  127.0.0.1:%d,1024 [
+  127.0.0.1:%d,1024~%d [
     0.0.0.0/0 = ( personality [ banner_hostname = "%s" max_recipients_per_message = %d ] )
   ]
 %s)
-''' % (sock, A, banner, 50 if which == 'one' else 60, extra)
+''' % (sock, A, threads, banner, 50 if which == 'one' else 60, extra)
 
 
 d.write_conf(conf('one'))
@@ -130,6 +130,11 @@ ok(t.wait_for(lambda: not port_open(B), timeout=10),
 d.write_conf(conf('two'))
 subprocess.run([CTL, '-s', sock, 'config', 'reload'], capture_output=True, timeout=60)
 ok(t.wait_for(lambda: port_open(B), timeout=10), 'one more reload, to the other file, opens B')
+d.write_conf(conf('two', threads=3))
+subprocess.run([CTL, '-s', sock, 'config', 'reload'], capture_output=True, timeout=60)
+ok(t.wait_for(lambda: len([n for n in d.threads() if n.startswith('acc:%d/' % A)]) == 3,
+              timeout=10), 'a reload raising ~1 to ~3 starts two more accept threads',
+   sorted(n for n in d.threads() if n.startswith('acc:')))
 rs = t.send_message(old, 'from@src.test', ['old@sink.example'],
                     t.message('old session') + b'.\r\n', ehlo=False)
 ok(rs[-1] is not None and rs[-1].code == 250, 'the session opened before the reloads still '

@@ -49,7 +49,7 @@ DEADLINE = 20.0
 WATCHDOG = 300
 SANITIZER_RE = re.compile(r'WARNING: ThreadSanitizer|ERROR: AddressSanitizer|'
                           r'ERROR: LeakSanitizer|runtime error')
-SOURCES = ['engine/alloc.c', 'engine/log.c', 'engine/htable.c', 'proto/dns.c',
+SOURCES = ['engine/alloc.c', 'engine/log.c', 'engine/htable.c', 'engine/counter.c', 'proto/dns.c',
            'stages/deliver_dns.c', 'test/integration/dns_probe.c']
 
 TMP = None
