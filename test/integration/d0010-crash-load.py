@@ -49,23 +49,9 @@ THREADS = 8          # injector sessions
 KILL_AT = (0.2, 0.5, 0.8)   # SIGKILL when this share of N has its 250
 SINK_CAP = 90        # seconds: overall cap of the final wait for the sink
 
-
-def sanitizer():
-    """'asan'/'tsan' when sluiced is a sanitizer build, else ''."""
-    s = os.environ.get('SL_SANITIZER', '')
-    if s:
-        return s
-    try:
-        with open(os.path.join(t.TOP_BUILDDIR, 'Makefile')) as f:
-            m = re.search(r'^SL_SANITIZER = (\S+)', f.read(), re.M)
-        return m.group(1) if m else ''
-    except OSError:
-        return ''
-
-
 t.netns()
 
-SAN = sanitizer()
+SAN = t.sanitizer()
 if SAN:
     N = N_SANITIZER
 P = 2770

@@ -41,6 +41,20 @@ _TRACE = os.environ.get('SL_TEST_TRACE') == '1'   # print the raw client's excha
 _SANITIZER_RE = re.compile(r'WARNING: ThreadSanitizer|ERROR: AddressSanitizer|'
                            r'ERROR: LeakSanitizer|runtime error')
 
+
+def sanitizer():
+    """'asan'/'tsan' when sluiced is a sanitizer build, else ''."""
+    s = os.environ.get('SL_SANITIZER', '')
+    if s:
+        return s
+    try:
+        with open(os.path.join(TOP_BUILDDIR, 'Makefile')) as f:
+            m = re.search(r'^SL_SANITIZER = (\S+)', f.read(), re.M)
+        return m.group(1) if m else ''
+    except OSError:
+        return ''
+
+
 # ------------------------------------------------------------------ TAP
 
 _n = 0
