@@ -819,9 +819,8 @@ sl_bounce_suppress_list_has(const char *list, const char *addr)
 
 /* ---------------------------------------------------------------- bouncelog */
 
-/* The mainlog's escaping (stages/eclog.c): '@', '\' and line breaks. */
-static void
-bounce_log_field(struct sl_buf *b, const char *s, size_t len)
+void
+sl_log_field(struct sl_buf *b, const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		switch (s[i]) {
@@ -847,12 +846,11 @@ static void
 bounce_log_str(struct sl_buf *b, const char *s)
 {
 	if (s != NULL)
-		bounce_log_field(b, s, strlen(s));
+		sl_log_field(b, s, strlen(s));
 }
 
-/* "local@domain" as two fields, split at the last '@'. */
-static void
-bounce_log_address(struct sl_buf *b, const char *addr)
+void
+sl_log_address(struct sl_buf *b, const char *addr)
 {
 	const char *at = addr ? strrchr(addr, '@') : NULL;
 
@@ -861,7 +859,7 @@ bounce_log_address(struct sl_buf *b, const char *addr)
 		sl_buf_append(b, "@", 1);
 		return;
 	}
-	bounce_log_field(b, addr, (size_t)(at - addr));
+	sl_log_field(b, addr, (size_t)(at - addr));
 	sl_buf_append(b, "@", 1);
 	bounce_log_str(b, at + 1);
 }
@@ -879,9 +877,9 @@ sl_bounce_log_format(const struct sl_bounce_log *l, struct sl_buf *out)
 	sl_buf_append(out, "@", 1);
 	bounce_log_str(out, l->conn_id);
 	sl_buf_append(out, l->is_transient ? "@T@" : "@B@", 3);
-	bounce_log_address(out, l->rcpt);
+	sl_log_address(out, l->rcpt);
 	sl_buf_append(out, "@", 1);
-	bounce_log_address(out, l->sender);
+	sl_log_address(out, l->sender);
 	sl_buf_append(out, "@", 1);
 	bounce_log_str(out, l->binding_group ? l->binding_group : "default");
 	sl_buf_append(out, "@", 1);
@@ -897,6 +895,6 @@ sl_bounce_log_format(const struct sl_bounce_log *l, struct sl_buf *out)
 			while (text_len > 0 && ((unsigned char)l->text[text_len] & 0xc0) == 0x80)
 				text_len--;
 		}
-		bounce_log_field(out, l->text, text_len);
+		sl_log_field(out, l->text, text_len);
 	}
 }

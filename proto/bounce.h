@@ -292,6 +292,15 @@ unsigned sl_bounce_classify_mdn(const struct sl_bounce_rules *r, const struct sl
  */
 bool sl_bounce_suppress_list_has(const char *list, const char *addr);
 
+/*
+ * Momentum's '@'-separated log fields (mainlog, bouncelog): append `len`
+ * bytes of `s` with '@', '\' and line breaks escaped.
+ */
+void sl_log_field(struct sl_buf *b, const char *s, size_t len);
+
+/* "local@domain" as two such fields, split at the last '@'; NULL: "@". */
+void sl_log_address(struct sl_buf *b, const char *addr);
+
 /* One bouncelog record; strings borrowed, NULL means empty unless said. */
 struct sl_bounce_log {
 	time_t when;               /* field 0: the time of the bounce (see below) */

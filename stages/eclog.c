@@ -15,6 +15,7 @@
 
 #include "engine/buf.h"
 #include "engine/log.h"
+#include "proto/bounce.h"
 #include "stages/eclog.h"
 
 static int eclog_mainlog = -1;
@@ -72,46 +73,6 @@ sl_eclog_open(const struct sl_conf_snapshot *s)
 	return main_id < 0 ? main_id : reject_id < 0 ? reject_id : 0;
 }
 
-/* Append `len` bytes of `s` with '@', '\' and line breaks escaped. */
-static void
-eclog_field(struct sl_buf *b, const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		switch (s[i]) {
-		case '@':
-			sl_buf_append(b, "\\@", 2);
-			break;
-		case '\\':
-			sl_buf_append(b, "\\\\", 2);
-			break;
-		case '\n':
-			sl_buf_append(b, "\\n", 2);
-			break;
-		case '\r':
-			sl_buf_append(b, "\\r", 2);
-			break;
-		default:
-			sl_buf_append(b, &s[i], 1);
-		}
-	}
-}
-
-/* "local@domain" as two fields: the split is at the last '@'. */
-static void
-eclog_address(struct sl_buf *b, const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-
-	if (at == NULL) {
-		eclog_field(b, addr, strlen(addr));
-		sl_buf_append(b, "@", 1);
-		return;
-	}
-	eclog_field(b, addr, (size_t)(at - addr));
-	sl_buf_append(b, "@", 1);
-	eclog_field(b, at + 1, strlen(at + 1));
-}
-
 void
 sl_eclog_reception(const struct sl_msg *m, const char *conn_id)
 {
@@ -123,20 +84,20 @@ sl_eclog_reception(const struct sl_msg *m, const char *conn_id)
 	for (size_t i = 0; i < m->rcpt_cnt; i++) {
 		sl_buf_reset(&b);
 		sl_buf_printf(&b, "%lld@%s@%s@", (long long)m->received, m->qid, m->qid);
-		eclog_field(&b, conn_id, strlen(conn_id));
+		sl_log_field(&b, conn_id, strlen(conn_id));
 		sl_buf_append(&b, "@R@", 3);
-		eclog_address(&b, m->rcpts[i].addr);
+		sl_log_address(&b, m->rcpts[i].addr);
 		sl_buf_append(&b, "@", 1);
-		eclog_address(&b, m->sender);
+		sl_log_address(&b, m->sender);
 		sl_buf_append(&b, "@", 1);
-		eclog_field(&b, m->peer_ip ? m->peer_ip : "", m->peer_ip ? strlen(m->peer_ip) : 0);
+		sl_log_field(&b, m->peer_ip ? m->peer_ip : "", m->peer_ip ? strlen(m->peer_ip) : 0);
 		sl_buf_printf(&b, "@%" PRIu64 "@%s@", sl_msg_size(m),
 			      m->protocol ? m->protocol : "esmtp");
-		eclog_field(&b, m->binding_group ? m->binding_group : "default",
-			    strlen(m->binding_group ? m->binding_group : "default"));
+		sl_log_field(&b, m->binding_group ? m->binding_group : "default",
+			     strlen(m->binding_group ? m->binding_group : "default"));
 		sl_buf_append(&b, "@", 1);
-		eclog_field(&b, m->binding ? m->binding : "default",
-			    strlen(m->binding ? m->binding : "default"));
+		sl_log_field(&b, m->binding ? m->binding : "default",
+			     strlen(m->binding ? m->binding : "default"));
 		sl_log_stream_write(id, b.data, b.len);
 	}
 	sl_buf_free(&b);
@@ -159,21 +120,21 @@ sl_eclog_outcome(const struct sl_msg *m, enum sl_eclog_outcome kind, const char 
 	if (id < 0 || !__atomic_load_n(switches[kind], __ATOMIC_RELAXED))
 		return;
 	sl_buf_printf(&b, "%lld@%s@%s@", (long long)now, m->qid, m->qid);
-	eclog_field(&b, m->conn_id, strlen(m->conn_id));
+	sl_log_field(&b, m->conn_id, strlen(m->conn_id));
 	sl_buf_printf(&b, "@%c@", letters[kind]);
-	eclog_field(&b, domain, strlen(domain));
+	sl_log_field(&b, domain, strlen(domain));
 	sl_buf_printf(&b, "@%" PRIu64 "@", bytes);
-	eclog_field(&b, group, strlen(group));
+	sl_log_field(&b, group, strlen(group));
 	sl_buf_append(&b, "@", 1);
-	eclog_field(&b, binding, strlen(binding));
+	sl_log_field(&b, binding, strlen(binding));
 	if (kind == SL_ECLOG_DELIVERED)
 		sl_buf_printf(&b, "@%u@%.2f@", retries, secs);
 	else
 		sl_buf_printf(&b, "@%u@%u@%.2f@", stage, retries, secs);
-	eclog_field(&b, ip ? ip : "", ip ? strlen(ip) : 0);
+	sl_log_field(&b, ip ? ip : "", ip ? strlen(ip) : 0);
 	if (kind != SL_ECLOG_DELIVERED) {
 		sl_buf_append(&b, "@", 1);
-		eclog_field(&b, response ? response : "", response ? strlen(response) : 0);
+		sl_log_field(&b, response ? response : "", response ? strlen(response) : 0);
 	}
 	sl_log_stream_write(id, b.data, b.len);
 	sl_buf_free(&b);
