@@ -142,19 +142,40 @@ sl_msg_add_rcpt(struct sl_msg *m, const char *addr)
 	r->status = SL_RCPT_PENDING;
 }
 
-void
-sl_msg_add_context(struct sl_msg *m, const char *key, const char *val)
+const char *
+sl_kv_get(const struct sl_msg_kv *kv, size_t cnt, const char *key)
 {
-	for (size_t i = 0; i < m->context_cnt; i++) {
-		if (strcmp(m->context[i].key, key) == 0) {
-			sl_msg_set_str(&m->context[i].val, val);
+	for (size_t i = 0; i < cnt; i++)
+		if (strcmp(kv[i].key, key) == 0)
+			return kv[i].val;
+	return NULL;
+}
+
+void
+sl_kv_set(struct sl_msg_kv **kv, size_t *cnt, const char *key, const char *val)
+{
+	for (size_t i = 0; i < *cnt; i++) {
+		if (strcmp((*kv)[i].key, key) == 0) {
+			sl_msg_set_str(&(*kv)[i].val, val);
 			return;
 		}
 	}
-	m->context = sl_reallocarray(m->context, m->context_cnt + 1, sizeof(*m->context));
-	m->context[m->context_cnt].key = sl_strdup(key);
-	m->context[m->context_cnt].val = sl_strdup(val);
-	m->context_cnt++;
+	*kv = sl_reallocarray(*kv, *cnt + 1, sizeof(**kv));
+	(*kv)[*cnt].key = sl_strdup(key);
+	(*kv)[*cnt].val = sl_strdup(val);
+	(*cnt)++;
+}
+
+void
+sl_msg_add_context(struct sl_msg *m, const char *key, const char *val)
+{
+	sl_kv_set(&m->context, &m->context_cnt, key, val);
+}
+
+const char *
+sl_msg_context_get(const struct sl_msg *m, const char *key)
+{
+	return sl_kv_get(m->context, m->context_cnt, key);
 }
 
 void

@@ -137,6 +137,16 @@ void sl_msg_unref(struct sl_msg *m);
 void sl_msg_set_sender(struct sl_msg *m, const char *addr);
 void sl_msg_add_rcpt(struct sl_msg *m, const char *addr);
 void sl_msg_add_context(struct sl_msg *m, const char *key, const char *val);
+/* The value of context variable `key` (exact name), or NULL. */
+const char *sl_msg_context_get(const struct sl_msg *m, const char *key);
+
+/*
+ * Context arrays (struct sl_msg_kv) outside a message, e.g. in a verdict
+ * request: the value of `key` (exact name) or NULL; set `key` to a copy of
+ * `val`, replacing an earlier value or appending to *kv (grown as needed).
+ */
+const char *sl_kv_get(const struct sl_msg_kv *kv, size_t cnt, const char *key);
+void sl_kv_set(struct sl_msg_kv **kv, size_t *cnt, const char *key, const char *val);
 /* Replace a string field (m->helo, m->peer_ip, ...) with a copy of `val`. */
 void sl_msg_set_str(char **field, const char *val);
 

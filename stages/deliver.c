@@ -91,12 +91,8 @@ dl_assign_binding(const struct sl_conf_snapshot *s, struct sl_msg *m)
 	const char *unknown = NULL;
 
 	if (m->binding == NULL) {
-		const char *ctx = NULL;
-
-		for (size_t i = 0; i < m->context_cnt; i++)
-			if (strcasecmp(m->context[i].key, "binding") == 0)
-				ctx = m->context[i].val;
-		b = sl_binding_choose(s, has_header ? header : NULL, ctx, m->sender, &unknown);
+		b = sl_binding_choose(s, has_header ? header : NULL,
+				      sl_msg_context_get(m, "binding"), m->sender, &unknown);
 	} else {
 		b = sl_conf_binding_find(s, m->binding);
 		if (b == NULL && strcasecmp(m->binding, "default") != 0)

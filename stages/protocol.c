@@ -387,17 +387,18 @@ proto_apply(struct proto_session *ss, enum sl_validate_phase phase, const struct
 		sl_smtp_server_accept(ss->smtp, NULL, &ss->out);
 }
 
-static void
-proto_vctx(struct proto_session *ss, const char *rcpt, struct sl_validate_ctx *ctx)
+void
+proto_vctx(struct proto_session *ss, const struct sl_msg *m, const char *rcpt,
+	   struct sl_validate_ctx *ctx)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->snap = ss->snap;
 	ctx->peer = ss->has_peer ? (const struct sockaddr *)&ss->peer : NULL;
 	ctx->peer_ip = ss->peer_ip;
 	ctx->helo = ss->helo ? ss->helo : "";
-	ctx->sender = ss->msg ? ss->msg->sender : NULL;
+	ctx->sender = m ? m->sender : NULL;
 	ctx->rcpt = rcpt;
-	ctx->rcpt_cnt = ss->msg ? ss->msg->rcpt_cnt : 0;
+	ctx->rcpt_cnt = m ? m->rcpt_cnt : 0;
 	ctx->relay = &ss->relay;
 	ctx->context_get = proto_context_get;
 	ctx->context_set = proto_context_put;
@@ -444,7 +445,7 @@ proto_check(struct proto_session *ss, enum sl_validate_phase phase, const char *
 		sl_send(ss->pt->validate, &r->ev);
 		return;
 	}
-	proto_vctx(ss, rcpt, &ctx);
+	proto_vctx(ss, ss->msg, rcpt, &ctx);
 	sl_validate_run(phase, &ctx, true, &v);
 	proto_apply(ss, phase, &v, rcpt);
 }
@@ -605,7 +606,7 @@ proto_message(struct proto_session *ss, const struct sl_smtp_ev *ev)
 		struct sl_validate_ctx ctx;
 		struct sl_verdict v;
 
-		proto_vctx(ss, NULL, &ctx);
+		proto_vctx(ss, ss->msg, NULL, &ctx);
 		sl_validate_run(SL_VPHASE_DATA, &ctx, true, &v);
 		if (v.kind != SL_VERDICT_ACCEPT) {
 			proto_reject(ss, SL_VPHASE_DATA, &v);
@@ -1008,7 +1009,7 @@ proto_session_start(struct proto_thread *pt, struct sl_session_new_ev *ev)
 			proto_check(ss, SL_VPHASE_CONNECT, NULL); /* the greeting waits */
 			return;
 		}
-		proto_vctx(ss, NULL, &ctx);
+		proto_vctx(ss, ss->msg, NULL, &ctx);
 		sl_validate_run(SL_VPHASE_CONNECT, &ctx, true, &v);
 		proto_apply(ss, SL_VPHASE_CONNECT, &v, NULL);
 		proto_drive(ss);
@@ -1026,7 +1027,7 @@ proto_session_start(struct proto_thread *pt, struct sl_session_new_ev *ev)
 		proto_check(ss, SL_VPHASE_CONNECT, NULL);
 		return;
 	}
-	proto_vctx(ss, NULL, &ctx);
+	proto_vctx(ss, ss->msg, NULL, &ctx);
 	sl_validate_run(SL_VPHASE_CONNECT, &ctx, true, &v);
 	proto_apply(ss, SL_VPHASE_CONNECT, &v, NULL);
 	proto_drive(ss);

@@ -185,24 +185,6 @@ ecs_check_addr(const struct sl_ecs_str *a, bool is_rcpt, unsigned *code, const c
 	return -1;
 }
 
-static void
-ecs_vctx(struct proto_session *ss, const struct sl_msg *m, const char *rcpt,
-	 struct sl_validate_ctx *ctx)
-{
-	memset(ctx, 0, sizeof(*ctx));
-	ctx->snap = ss->snap;
-	ctx->peer = ss->has_peer ? (const struct sockaddr *)&ss->peer : NULL;
-	ctx->peer_ip = ss->peer_ip;
-	ctx->helo = "";
-	ctx->sender = m->sender;
-	ctx->rcpt = rcpt;
-	ctx->rcpt_cnt = m->rcpt_cnt;
-	ctx->relay = &ss->relay;
-	ctx->context_get = proto_context_get;
-	ctx->context_set = proto_context_put;
-	ctx->ctx_arg = ss;
-}
-
 /*
  * The envelope is in: check it as MAIL and RCPT would be checked, then
  * read the content into a new message, or skip it after the refusal.
@@ -256,12 +238,12 @@ ecs_envelope(struct proto_session *ss, const struct sl_ecs_env *env)
 	m->session_id = ss->serial;
 	snprintf(m->conn_id, sizeof(m->conn_id), "%s", ss->id);
 	/* The envelope phases, as for MAIL and each RCPT (relay rights among them). */
-	ecs_vctx(ss, m, NULL, &ctx);
+	proto_vctx(ss, m, NULL, &ctx);
 	sl_validate_run(SL_VPHASE_MAILFROM, &ctx, true, &v);
 	for (size_t i = 0; i < env->rcpt_cnt && v.kind == SL_VERDICT_ACCEPT; i++) {
 		char *r = ecs_strdup(&env->rcpts[i]);
 
-		ecs_vctx(ss, m, r, &ctx);
+		proto_vctx(ss, m, r, &ctx);
 		sl_validate_run(SL_VPHASE_RCPTTO, &ctx, true, &v);
 		if (v.kind == SL_VERDICT_ACCEPT)
 			sl_msg_add_rcpt(m, r);
@@ -347,16 +329,13 @@ ecs_message(struct proto_session *ss)
 		return;
 	}
 	/* The frame's binding, else a "binding" context variable (the frame's or the ACL's). */
-	binding = e->binding;
-	for (size_t i = 0; binding == NULL && i < m->context_cnt; i++)
-		if (strcmp(m->context[i].key, "binding") == 0)
-			binding = m->context[i].val;
+	binding = e->binding ? e->binding : sl_msg_context_get(m, "binding");
 	proto_binding(ss, m, binding);
 	if (!sl_validate_needs_pool(ss->snap, SL_VPHASE_DATA)) {
 		struct sl_validate_ctx ctx;
 		struct sl_verdict v;
 
-		ecs_vctx(ss, m, NULL, &ctx);
+		proto_vctx(ss, m, NULL, &ctx);
 		sl_validate_run(SL_VPHASE_DATA, &ctx, true, &v);
 		if (v.kind != SL_VERDICT_ACCEPT) {
 			ecs_refuse(ss, v.code,

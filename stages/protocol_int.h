@@ -138,6 +138,12 @@ int64_t proto_pers_int(const struct proto_session *ss, enum sl_opt opt);
 /* Context variables of the session (validation context callbacks). */
 const char *proto_context_get(void *arg, const char *key);
 void proto_context_put(void *arg, const char *key, const char *val);
+/*
+ * Fill `ctx` for a validation of the session's message `m` (NULL before
+ * MAIL) and recipient `rcpt` (NULL outside RCPT); ctx borrows from both.
+ */
+void proto_vctx(struct proto_session *ss, const struct sl_msg *m, const char *rcpt,
+		struct sl_validate_ctx *ctx);
 /* Received: (protocol name `with`), and Message-ID:/Date: when missing; -1: no Date: (pedantic). */
 int proto_headers(struct proto_session *ss, struct sl_msg *m, const char *with, bool has_message_id,
 		  bool has_date);

@@ -37,10 +37,7 @@ validate_context_get(void *arg, const char *key)
 {
 	const struct sl_verdict_req_ev *r = arg;
 
-	for (size_t i = 0; i < r->context_cnt; i++)
-		if (strcmp(r->context[i].key, key) == 0)
-			return r->context[i].val;
-	return NULL;
+	return sl_kv_get(r->context, r->context_cnt, key);
 }
 
 static void
@@ -48,27 +45,13 @@ validate_context_set(void *arg, const char *key, const char *val)
 {
 	struct sl_verdict_req_ev *r = arg;
 
-	for (size_t i = 0; i < r->context_cnt; i++) {
-		if (strcmp(r->context[i].key, key) == 0) {
-			sl_msg_set_str(&r->context[i].val, val);
-			return;
-		}
-	}
-	r->context = sl_reallocarray(r->context, r->context_cnt + 1, sizeof(*r->context));
-	r->context[r->context_cnt].key = sl_strdup(key);
-	r->context[r->context_cnt].val = sl_strdup(val);
-	r->context_cnt++;
+	sl_kv_set(&r->context, &r->context_cnt, key, val);
 }
 
 static const char *
 validate_msg_context_get(void *arg, const char *key)
 {
-	const struct sl_msg *m = arg;
-
-	for (size_t i = 0; i < m->context_cnt; i++)
-		if (strcmp(m->context[i].key, key) == 0)
-			return m->context[i].val;
-	return NULL;
+	return sl_msg_context_get(arg, key);
 }
 
 static void

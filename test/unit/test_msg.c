@@ -133,6 +133,38 @@ test_swap(void **state)
 	sl_msg_free(other);
 }
 
+/* Context variables: exact names, a later set replaces, arrays outside a message too. */
+static void
+test_context(void **state)
+{
+	struct sl_msg *m = sl_msg_new();
+	struct sl_msg_kv *kv = NULL;
+	size_t cnt = 0;
+
+	assert_null(sl_msg_context_get(m, "binding"));
+	sl_msg_add_context(m, "binding", "b1");
+	sl_msg_add_context(m, "client", "ACME");
+	sl_msg_add_context(m, "binding", "b2");
+	assert_int_equal(m->context_cnt, 2);
+	assert_string_equal(sl_msg_context_get(m, "binding"), "b2");
+	assert_string_equal(sl_msg_context_get(m, "client"), "ACME");
+	assert_null(sl_msg_context_get(m, "Binding")); /* names are exact */
+	sl_kv_set(&kv, &cnt, "k", "v1");
+	sl_kv_set(&kv, &cnt, "k", "v2");
+	sl_kv_set(&kv, &cnt, "j", "");
+	assert_int_equal(cnt, 2);
+	assert_string_equal(sl_kv_get(kv, cnt, "k"), "v2");
+	assert_string_equal(sl_kv_get(kv, cnt, "j"), "");
+	assert_null(sl_kv_get(kv, cnt, "x"));
+	assert_null(sl_kv_get(NULL, 0, "k"));
+	for (size_t i = 0; i < cnt; i++) {
+		sl_free(kv[i].key);
+		sl_free(kv[i].val);
+	}
+	sl_free(kv);
+	sl_msg_free(m);
+}
+
 int
 main(void)
 {
@@ -140,6 +172,7 @@ main(void)
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_content_chunks),
 		cmocka_unit_test(test_swap),
+		cmocka_unit_test(test_context),
 	};
 
 	return cmocka_run_group_tests_name("msg", tests, NULL, NULL);
