@@ -323,6 +323,147 @@ sl_stage_busy(const struct sl_stage *st)
 
 /* ---------------------------------------------------------------- consuming */
 
+/*
+ * Gathering (sl_gather): one call event per thread of the target stage; the
+ * last fn to finish wakes the caller's loop through the gather's own async
+ * handle.  The caller keeps its gathers in a per-thread list for
+ * sl_gather_drain.  The gather is freed by whichever lets go last: each
+ * target thread (after its fn, and for the last one its wake-up) and the
+ * caller (once the handle is closed) hold a reference.
+ */
+#define STAGE_EV_GATHER 0x5e1e0001u /* far above the stages' own event types */
+
+struct stage_gather {
+	uv_async_t async; /* on the caller's loop */
+	unsigned pending; /* fns not yet returned; atomic */
+	unsigned refs;    /* target threads still to let go, plus the caller; atomic */
+	void (*fn)(struct sl_thread *t, unsigned i, void *arg);
+	void (*done)(void *arg);
+	void *arg;
+	struct stage_gather *next; /* the caller's list */
+};
+
+struct stage_gather_ev {
+	struct sl_event ev;
+	struct stage_gather *g;
+};
+
+static __thread struct stage_gather *stage_gathers; /* the calling thread's, in flight */
+
+static void
+stage_gather_unref(struct stage_gather *g)
+{
+	if (__atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		sl_free(g);
+}
+
+static void
+stage_gather_run(struct sl_thread *t, struct sl_event *ev)
+{
+	struct stage_gather *g = ((struct stage_gather_ev *)ev)->g;
+
+	sl_free(ev);
+	g->fn(t, sl_thread_index(t), g->arg);
+	/* Release what fn wrote; the last one wakes the caller. */
+	if (__atomic_sub_fetch(&g->pending, 1, __ATOMIC_ACQ_REL) == 0)
+		uv_async_send(&g->async);
+	stage_gather_unref(g);
+}
+
+static void
+stage_gather_free_cb(uv_handle_t *h)
+{
+	stage_gather_unref(h->data);
+}
+
+static void
+stage_gather_unlink(struct stage_gather *g)
+{
+	for (struct stage_gather **pp = &stage_gathers; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == g) {
+			*pp = g->next;
+			return;
+		}
+	}
+}
+
+static void
+stage_gather_cb(uv_async_t *async)
+{
+	struct stage_gather *g = async->data;
+
+	/* Acquire what every fn wrote (pairs with their decrement). */
+	if (__atomic_load_n(&g->pending, __ATOMIC_ACQUIRE) != 0)
+		return; /* cannot happen: only the last fn sends */
+	stage_gather_unlink(g);
+	g->done(g->arg);
+	uv_close((uv_handle_t *)&g->async, stage_gather_free_cb);
+}
+
+int
+sl_gather(struct sl_stage *st, void (*fn)(struct sl_thread *t, unsigned i, void *arg),
+	  void (*done)(void *arg), void *arg)
+{
+	struct sl_thread *self = stage_self;
+	struct stage_gather *g;
+	unsigned cnt;
+	int rc;
+
+	SL_CHECK_OBJ(st, SL_STAGE_MAGIC);
+	if (self == NULL || self->st->def->kind != SL_STAGE_LOOP || st->def->kind == SL_STAGE_OWN)
+		return -EINVAL;
+	cnt = st->thread_cnt;
+	if (cnt == 0)
+		return -ESRCH;
+	g = SL_NEW(g);
+	rc = uv_async_init(&self->loop, &g->async, stage_gather_cb);
+	if (rc != 0) {
+		sl_free(g);
+		return rc;
+	}
+	g->async.data = g;
+	g->fn = fn;
+	g->done = done;
+	g->arg = arg;
+	g->pending = cnt;
+	g->refs = cnt + 1;
+	g->next = stage_gathers;
+	stage_gathers = g;
+	for (unsigned i = 0; i < cnt; i++) {
+		struct stage_gather_ev *e = SL_NEW(e);
+
+		sl_event_init(&e->ev, STAGE_EV_GATHER);
+		e->g = g;
+		stage_enqueue(st->threads[i], &e->ev);
+	}
+	return 0;
+}
+
+void
+sl_gather_drain(unsigned timeout_ms)
+{
+	struct timespec ts = { 0, 1000 * 1000 };
+
+	while (stage_gathers != NULL) {
+		struct stage_gather *g = stage_gathers;
+		unsigned waited = 0;
+
+		stage_gathers = g->next;
+		/* Until every target thread let go: the last one's wake-up is done too. */
+		while (__atomic_load_n(&g->refs, __ATOMIC_ACQUIRE) != 1 && waited < timeout_ms) {
+			nanosleep(&ts, NULL);
+			waited++;
+		}
+		if (__atomic_load_n(&g->refs, __ATOMIC_ACQUIRE) != 1) {
+			sl_log_crit("a console query is still running after %u ms; left behind",
+				    timeout_ms);
+			continue;
+		}
+		g->done(g->arg);
+		uv_close((uv_handle_t *)&g->async, stage_gather_free_cb);
+	}
+}
+
 /* Dequeue the next event, or NULL; *is_blocked when a producer is mid-push. */
 static struct sl_event *
 stage_dequeue(struct sl_thread *t, bool can_block, bool *is_blocked)
@@ -371,7 +512,10 @@ stage_drain(struct sl_thread *t, bool can_block, bool *is_more)
 			break;
 		__atomic_store_n(&t->is_busy, 1, __ATOMIC_RELAXED);
 		t0 = stage_now_ns();
-		def->handle(t, ev);
+		if (ev->type == STAGE_EV_GATHER)
+			stage_gather_run(t, ev);
+		else
+			def->handle(t, ev);
 		t1 = stage_now_ns();
 		__atomic_store_n(&t->is_busy, 0, __ATOMIC_RELAXED);
 		stage_stat_add(&t->ops, 1);

@@ -166,4 +166,25 @@ void sl_stage_stats(const struct sl_stage *st, struct sl_stage_stats *out);
 /* Call fn for every stage in creation order (console, SNMP). */
 void sl_stage_foreach(void (*fn)(struct sl_stage *st, void *arg), void *arg);
 
+/*
+ * Gathering (console queries): run fn(t, i, arg) on every thread i of the
+ * POOL or LOOP stage `st`, each in that thread between two of its events
+ * (so fn may read and change the thread's own state; the stage's handle
+ * never sees it, also while the stage is quiescing), then done(arg) once on
+ * the calling thread's loop after every fn returned.  What the fns wrote
+ * (each its own slot of arg) is visible to done.  Call from a LOOP stage
+ * thread; `st` need not be a declared peer, but it must stop after the
+ * calling stage, whose thread_fini calls sl_gather_drain().  0, or -errno
+ * (nothing runs).
+ */
+int sl_gather(struct sl_stage *st, void (*fn)(struct sl_thread *t, unsigned i, void *arg),
+	      void (*done)(void *arg), void *arg);
+/*
+ * From the calling stage's thread_fini: wait for its gathers still running
+ * (up to `timeout_ms`), call their done, and close their handles.  A
+ * gather that did not finish in time is reported and left (its memory is
+ * not freed: a thread may still write to it).
+ */
+void sl_gather_drain(unsigned timeout_ms);
+
 #endif /* SL_ENGINE_STAGE_H */

@@ -695,6 +695,133 @@ test_loop_handles(void **state)
 	sl_stage_destroy(st);
 }
 
+/* ---------------------------------------------------------------- gathering */
+
+#define G_TARGETS 3
+#define G_ROUNDS  40
+
+/* One sl_gather: each target thread fills its slot; done checks them all. */
+struct gq {
+	unsigned slot[G_TARGETS]; /* written by target thread i only */
+	unsigned sleep_ms;        /* each fn sleeps this long first */
+};
+
+static struct {
+	unsigned handled[G_TARGETS]; /* target thread i's own count (its private state) */
+	unsigned done;               /* atomic: gathers completed (caller thread) */
+	unsigned bad;                /* atomic: done saw a slot not filled right */
+	unsigned started;            /* atomic: sl_gather calls that returned 0 */
+	int bad_caller_rc;           /* sl_gather from main: must fail */
+	struct sl_stage *target;
+} gt;
+
+static void
+gt_handle(struct sl_thread *t, struct sl_event *ev)
+{
+	gt.handled[sl_thread_index(t)]++;
+	tev_free(ev);
+}
+
+static void
+gt_fn(struct sl_thread *t, unsigned i, void *arg)
+{
+	struct gq *q = arg;
+
+	if (q->sleep_ms)
+		usleep(q->sleep_ms * 1000);
+	/* Only this thread touches handled[i]: no lock, as a stage's own state. */
+	q->slot[i] = i + 1 + 1000 * gt.handled[i];
+	assert_true(sl_thread_stage(t) == gt.target);
+}
+
+static void
+gt_done(void *arg)
+{
+	struct gq *q = arg;
+
+	for (unsigned i = 0; i < G_TARGETS; i++)
+		if (q->slot[i] == 0 || q->slot[i] % 1000 != i + 1)
+			__atomic_fetch_add(&gt.bad, 1, __ATOMIC_RELAXED);
+	sl_free(q);
+	__atomic_fetch_add(&gt.done, 1, __ATOMIC_RELEASE);
+}
+
+static void
+gc_handle(struct sl_thread *t, struct sl_event *ev)
+{
+	struct tev *e = (struct tev *)ev;
+	unsigned rounds = e->seq;
+	unsigned sleep_ms = e->producer;
+
+	tev_free(ev);
+	for (unsigned r = 0; r < rounds; r++) {
+		struct gq *q = SL_NEW(q);
+
+		q->sleep_ms = sleep_ms;
+		if (sl_gather(gt.target, gt_fn, gt_done, q) == 0)
+			__atomic_fetch_add(&gt.started, 1, __ATOMIC_RELAXED);
+		else
+			sl_free(q);
+	}
+}
+
+static void
+gc_fini(struct sl_thread *t)
+{
+	sl_gather_drain(5000);
+}
+
+static const struct sl_stage_def gt_def = {
+	.name = "gtarget",
+	.kind = SL_STAGE_POOL,
+	.handle = gt_handle,
+};
+
+static const struct sl_stage_def gc_def = {
+	.name = "gcaller",
+	.kind = SL_STAGE_LOOP,
+	.peers = (const char *const[]){ "gtarget", NULL },
+	.handle = gc_handle,
+	.thread_fini = gc_fini,
+};
+
+/* Gathers run on every target thread, interleaved with its events, and complete once. */
+static void
+test_gather(void **state)
+{
+	struct sl_stage *caller;
+	struct gq *q = SL_NEW(q);
+
+	memset(&gt, 0, sizeof(gt));
+	gt.target = sl_stage_create(&gt_def, G_TARGETS, NULL);
+	caller = sl_stage_create(&gc_def, 1, NULL);
+	assert_int_equal(sl_stage_start(gt.target), 0);
+	assert_int_equal(sl_stage_start(caller), 0);
+	/* Not from a loop stage thread: refused, nothing runs. */
+	assert_int_equal(sl_gather(gt.target, gt_fn, gt_done, q), -EINVAL);
+	sl_free(q);
+	for (unsigned i = 0; i < 30; i++)
+		sl_send(gt.target, &tev_new(TEV_DATA, 0, i)->ev);
+	sl_send(caller, &tev_new(TEV_START, 0, G_ROUNDS)->ev);
+	for (unsigned i = 0; i < 30; i++)
+		sl_send(gt.target, &tev_new(TEV_DATA, 0, i)->ev);
+	assert_true(wait_for(&gt.done, G_ROUNDS));
+	assert_int_equal(__atomic_load_n(&gt.started, __ATOMIC_RELAXED), G_ROUNDS);
+	assert_int_equal(__atomic_load_n(&gt.bad, __ATOMIC_RELAXED), 0);
+	/* Slow fns still running when the caller stops: its fini drains them. */
+	sl_send(caller, &tev_new(TEV_START, 50, 3)->ev);
+	while (__atomic_load_n(&gt.started, __ATOMIC_RELAXED) < G_ROUNDS + 3)
+		usleep(1000);
+	sl_stage_stop(caller);
+	assert_int_equal(__atomic_load_n(&gt.done, __ATOMIC_ACQUIRE), G_ROUNDS + 3);
+	assert_int_equal(__atomic_load_n(&gt.bad, __ATOMIC_RELAXED), 0);
+	sl_stage_stop(gt.target);
+	/* The stage's own events were all handled, the gathers never reached handle. */
+	assert_int_equal(gt.handled[0] + gt.handled[1] + gt.handled[2], 60);
+	sl_stage_destroy(caller);
+	sl_stage_destroy(gt.target);
+}
+
 /* ---------------------------------------------------------------- assertions (forked) */
 
 /*
@@ -856,6 +983,7 @@ main(void)
 		cmocka_unit_test(test_names_find_foreach),
 		cmocka_unit_test(test_start_failure),
 		cmocka_unit_test(test_loop_handles),
+		cmocka_unit_test(test_gather),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, group_teardown);
