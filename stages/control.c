@@ -8,8 +8,14 @@
  * configuration, or call the hooks the daemon's main registered (reload,
  * reopen logs, shutdown): nothing here blocks for long.
  *
- * Commands (Momentum's ec_console names): help, version, pid, summary,
- * config reload, reopen logs, shutdown, quit.
+ * Commands (Momentum's ec_console names): help, version, pid, summary
+ * [reset], threads, memory, config show/get/eval/reload, reopen logs,
+ * shutdown, quit here; the queue commands and show outbound are answered
+ * by the delivery stage (sl_deliver_console), show inbound by the protocol
+ * stage (sl_protocol_console), both through sl_gather: the session waits
+ * (ctl_session.wait) and its next lines stay unread until the answer
+ * comes.  The control stage stops before those stages, and drains the
+ * gathers still running in its thread_fini.
  *
  * Threads: the stage's one loop thread; sessions belong to it.  Parses
  * untrusted input: command lines, bounded by SL_CONSOLE_MAX_LINE.
@@ -54,12 +60,18 @@ struct ctl_session {
 	struct sl_buf wbuf; /* the write in flight */
 	bool is_writing;
 	bool is_closing;
-	bool is_quitting; /* close once the replies are out */
-	bool is_refused;  /* the ACL gives no ALWAYS-ALLOW: the first command is refused */
+	bool is_quitting;      /* close once the replies are out */
+	bool is_refused;       /* the ACL gives no ALWAYS-ALLOW: the first command is refused */
+	struct ctl_wait *wait; /* a command answered later (queues): lines wait behind it */
 	struct ctl_session *prev, *next; /* the thread's sessions */
 	struct sl_listener_rt *lrt;
 	struct sl_conf_snapshot *snap;
 	char id[SL_SESSION_ID_LEN];
+};
+
+/* A session's command that another stage answers; outlives the session if need be. */
+struct ctl_wait {
+	struct ctl_session *cs; /* NULL once the session is gone */
 };
 
 static struct sl_control_hooks ctl_hooks;
@@ -113,6 +125,36 @@ ctl_rate_of(const uint64_t *v)
 	return (double)(v[newest] - v[oldest]) / (double)(ctl_rate.cnt - 1);
 }
 
+/* Cumulative counters `summary` shows, and their values at the last `summary reset`. */
+static const char *const ctl_cumulative[] = {
+	"dns.queries",       "protocol.received", "protocol.rejected", "deliver.delivered",
+	"deliver.transient", "deliver.failed",    "deliver.bounces",
+};
+#define CTL_CUMULATIVE (sizeof(ctl_cumulative) / sizeof(ctl_cumulative[0]))
+static uint64_t ctl_base[CTL_CUMULATIVE];
+static time_t ctl_reset_at; /* 0: never reset */
+
+/* A cumulative counter since the last reset. */
+static uint64_t
+ctl_since(const char *name)
+{
+	for (size_t i = 0; i < CTL_CUMULATIVE; i++)
+		if (strcmp(ctl_cumulative[i], name) == 0)
+			return ctl_counter(name) - ctl_base[i];
+	return ctl_counter(name);
+}
+
+static void
+ctl_summary_reset(void)
+{
+	for (size_t i = 0; i < CTL_CUMULATIVE; i++)
+		ctl_base[i] = ctl_counter(ctl_cumulative[i]);
+	ctl_reset_at = time(NULL);
+	/* The rates start over from now too. */
+	ctl_rate.next = ctl_rate.cnt = 0;
+	ctl_rate_cb(&ctl_rate.timer);
+}
+
 static void
 ctl_summary(struct sl_buf *b)
 {
@@ -135,13 +177,21 @@ ctl_summary(struct sl_buf *b)
 	sl_buf_printf(b, "active queue: %" PRId64 "\n", active);
 	sl_buf_printf(b, "delayed queue: %" PRId64 "\n", delayed);
 	sl_buf_printf(b, "total queue: %" PRId64 "\n", active + delayed);
-	sl_buf_printf(b, "dns queries: %" PRIu64 "\n", ctl_counter("dns.queries"));
-	sl_buf_printf(b, "received: %" PRIu64 "\n", ctl_counter("protocol.received"));
-	sl_buf_printf(b, "rejected: %" PRIu64 "\n", ctl_counter("protocol.rejected"));
-	sl_buf_printf(b, "delivered: %" PRIu64 "\n", ctl_counter("deliver.delivered"));
-	sl_buf_printf(b, "transient failures: %" PRIu64 "\n", ctl_counter("deliver.transient"));
-	sl_buf_printf(b, "failed: %" PRIu64 "\n", ctl_counter("deliver.failed"));
-	sl_buf_printf(b, "bounces: %" PRIu64 "\n", ctl_counter("deliver.bounces"));
+	sl_buf_printf(b, "dns queries: %" PRIu64 "\n", ctl_since("dns.queries"));
+	sl_buf_printf(b, "received: %" PRIu64 "\n", ctl_since("protocol.received"));
+	sl_buf_printf(b, "rejected: %" PRIu64 "\n", ctl_since("protocol.rejected"));
+	sl_buf_printf(b, "delivered: %" PRIu64 "\n", ctl_since("deliver.delivered"));
+	sl_buf_printf(b, "transient failures: %" PRIu64 "\n", ctl_since("deliver.transient"));
+	sl_buf_printf(b, "failed: %" PRIu64 "\n", ctl_since("deliver.failed"));
+	sl_buf_printf(b, "bounces: %" PRIu64 "\n", ctl_since("deliver.bounces"));
+	if (ctl_reset_at != 0) {
+		struct tm tm;
+		char when[32];
+
+		localtime_r(&ctl_reset_at, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		sl_buf_printf(b, "counted since: %s (summary reset)\n", when);
+	}
 	sl_buf_printf(b, "received per second (last minute): %.1f\n",
 		      ctl_rate_of(ctl_rate.received));
 	sl_buf_printf(b, "delivered per second (last minute): %.1f\n",
@@ -262,86 +312,142 @@ ctl_config_show(struct sl_buf *b)
 	sl_conf_snapshot_put(s);
 }
 
-static const char ctl_help[] = "help                this list\n"
-			       "version             the version of sluiced\n"
-			       "pid                 its process id\n"
-			       "summary             counters, uptime, configuration generation\n"
-			       "threads             per stage: threads, busy, queued, ops, us/op\n"
-			       "memory              allocator statistics and resident memory\n"
-			       "config show         the running configuration, defaults filled in\n"
-			       "config get OPTION   an option's global value\n"
-			       "config eval [binding B] [domain D] [host H] OPTION\n"
-			       "                    its value after scope fallback\n"
-			       "config reload       read the configuration file again\n"
-			       "reopen logs         reopen the log files (after rotation)\n"
-			       "shutdown            stop sluiced (as SIGTERM)\n"
-			       "quit                close this session\n";
+static const char ctl_help[] =
+	"help                this list\n"
+	"version             the version of sluiced\n"
+	"pid                 its process id\n"
+	"summary             counters, uptime, configuration generation\n"
+	"threads             per stage: threads, busy, queued, ops, us/op\n"
+	"memory              allocator statistics and resident memory\n"
+	"config show         the running configuration, defaults filled in\n"
+	"config get OPTION   an option's global value\n"
+	"config eval [binding B] [domain D] [host H] OPTION\n"
+	"                    its value after scope fallback\n"
+	"config reload       read the configuration file again\n"
+	"summary reset       count received/delivered/... from zero again\n"
+	"active [N]          domains with more than N active messages\n"
+	"delayed [N]         domains with more than N delayed messages\n"
+	"showqueue [binding B|all] D [limit,offset]\n"
+	"                    the messages queued for domain D\n"
+	"mailq [limit[,offset]]  every queued message\n"
+	"domain D            routes, queues and connections of domain D\n"
+	"flush domain D|all  retry D's delayed messages now\n"
+	"fail domain [quiet] D   fail what is queued for D (quiet: no bounces)\n"
+	"suspend domain D    hold delivery to D; resume domain D to go on\n"
+	"message details [full|body] ID   a queued message\n"
+	"message fail [quiet] ID          fail it (quiet: no bounce)\n"
+	"message retry ID    retry a delayed message now\n"
+	"show inbound        every inbound session\n"
+	"show outbound       every outbound connection\n"
+	"reopen logs         reopen the log files (after rotation)\n"
+	"shutdown            stop sluiced (as SIGTERM)\n"
+	"quit                close this session\n";
 
-/* Run one command; its output or error into `b`; false for an error. */
-static bool
+enum ctl_result {
+	CTL_ERR,
+	CTL_OK,
+	CTL_WAIT, /* answered later through ctl_wait_done */
+};
+
+static void ctl_drive(struct ctl_session *cs);
+
+static void
+ctl_wait_done(void *arg, bool is_ok, const char *text)
+{
+	struct ctl_wait *w = arg;
+	struct ctl_session *cs = w->cs;
+
+	sl_free(w);
+	if (cs == NULL)
+		return; /* the session went away meanwhile */
+	cs->wait = NULL;
+	sl_console_reply(&cs->out, is_ok, text, strlen(text));
+	ctl_drive(cs);
+}
+
+/* Run one command; its output or error into `b`. */
+static enum ctl_result
 ctl_run(struct ctl_session *cs, int argc, char **argv, struct sl_buf *b)
 {
 	char msg[4096] = "";
+	struct ctl_wait *w;
+	int rc;
 
 	if (argc == 1 && strcasecmp(argv[0], "help") == 0) {
 		sl_buf_puts(b, ctl_help);
-		return true;
+		return CTL_OK;
 	}
 	if (argc == 1 && strcasecmp(argv[0], "version") == 0) {
 		sl_buf_printf(b, "sluiced %s\n", PACKAGE_VERSION);
-		return true;
+		return CTL_OK;
 	}
 	if (argc == 1 && strcasecmp(argv[0], "pid") == 0) {
 		sl_buf_printf(b, "%d\n", (int)getpid());
-		return true;
+		return CTL_OK;
 	}
 	if (argc == 1 && strcasecmp(argv[0], "summary") == 0) {
 		ctl_summary(b);
-		return true;
+		return CTL_OK;
+	}
+	if (argc == 2 && strcasecmp(argv[0], "summary") == 0 && strcasecmp(argv[1], "reset") == 0) {
+		ctl_summary_reset();
+		sl_log_notice("console session %s: summary reset", cs->id);
+		sl_buf_puts(b, "statistics cleared.\n");
+		return CTL_OK;
 	}
 	if (argc == 1 && strcasecmp(argv[0], "threads") == 0) {
 		sl_buf_printf(b, "%-10s %7s %5s %11s %12s %12s\n", "stage", "threads", "busy",
 			      "queued", "ops", "us/op");
 		sl_stage_foreach(ctl_thread_row, b);
-		return true;
+		return CTL_OK;
 	}
 	if (argc == 1 && strcasecmp(argv[0], "memory") == 0) {
 		ctl_memory(b);
-		return true;
+		return CTL_OK;
 	}
 	if (argc == 2 && strcasecmp(argv[0], "config") == 0 && strcasecmp(argv[1], "show") == 0) {
 		ctl_config_show(b);
-		return true;
+		return CTL_OK;
 	}
 	if (argc >= 3 && strcasecmp(argv[0], "config") == 0 &&
 	    (strcasecmp(argv[1], "get") == 0 || strcasecmp(argv[1], "eval") == 0))
-		return ctl_config_value(argc, argv, b);
+		return ctl_config_value(argc, argv, b) ? CTL_OK : CTL_ERR;
 	if (argc == 2 && strcasecmp(argv[0], "config") == 0 && strcasecmp(argv[1], "reload") == 0) {
-		int rc = ctl_hooks.reload ? ctl_hooks.reload(msg, sizeof(msg)) : -1;
+		rc = ctl_hooks.reload ? ctl_hooks.reload(msg, sizeof(msg)) : -1;
 
 		sl_buf_printf(b, "%s\n", msg[0] ? msg : rc == 0 ? "reloaded" : "reload failed");
-		return rc == 0;
+		return rc == 0 ? CTL_OK : CTL_ERR;
 	}
 	if (argc == 2 && strcasecmp(argv[0], "reopen") == 0 && strcasecmp(argv[1], "logs") == 0) {
-		int rc = ctl_hooks.reopen ? ctl_hooks.reopen(msg, sizeof(msg)) : -1;
+		rc = ctl_hooks.reopen ? ctl_hooks.reopen(msg, sizeof(msg)) : -1;
 
 		sl_buf_printf(b, "%s\n", msg[0] ? msg : rc == 0 ? "logs reopened" : "failed");
-		return rc == 0;
+		return rc == 0 ? CTL_OK : CTL_ERR;
 	}
 	if (argc == 1 && strcasecmp(argv[0], "shutdown") == 0) {
 		sl_buf_puts(b, "shutting down\n");
 		sl_log_notice("console session %s: shutdown", cs->id);
 		if (ctl_hooks.shutdown)
 			ctl_hooks.shutdown();
-		return true;
+		return CTL_OK;
 	}
+	w = SL_NEW(w);
+	w->cs = cs;
+	rc = sl_protocol_console(argc, argv, b, ctl_wait_done, w);
+	if (rc == 0)
+		rc = sl_deliver_console(argc, argv, b, ctl_wait_done, w);
+	if (rc > 0) {
+		cs->wait = w;
+		return CTL_WAIT;
+	}
+	sl_free(w);
+	if (rc < 0)
+		return CTL_ERR;
 	sl_buf_printf(b, "unknown command \"%s\"; try help\n", argc > 0 ? argv[0] : "");
-	return false;
+	return CTL_ERR;
 }
 
 /* ------------------------------------------------------------ sessions */
-
-static void ctl_drive(struct ctl_session *cs);
 
 static void
 ctl_close_cb(uv_handle_t *h)
@@ -370,6 +476,10 @@ ctl_close(struct ctl_session *cs)
 	if (cs->is_closing)
 		return;
 	cs->is_closing = true;
+	if (cs->wait != NULL) {
+		cs->wait->cs = NULL; /* its answer is dropped when it comes */
+		cs->wait = NULL;
+	}
 	uv_close(&cs->h.handle, ctl_close_cb);
 }
 
@@ -409,7 +519,7 @@ ctl_flush(struct ctl_session *cs)
 static void
 ctl_drive(struct ctl_session *cs)
 {
-	while (!cs->is_quitting && !cs->is_closing) {
+	while (!cs->is_quitting && !cs->is_closing && cs->wait == NULL) {
 		char *nl = cs->in.len ? memchr(cs->in.data, '\n', cs->in.len) : NULL;
 		char *argv[SL_CONSOLE_MAX_ARGS], words[SL_CONSOLE_MAX_LINE + 1];
 		struct sl_buf text = SL_BUF_INIT;
@@ -417,6 +527,7 @@ ctl_drive(struct ctl_session *cs)
 		size_t len;
 		int argc;
 		bool is_ok;
+		enum ctl_result r;
 
 		if (nl == NULL) {
 			if (cs->in.len > SL_CONSOLE_MAX_LINE) {
@@ -449,7 +560,12 @@ ctl_drive(struct ctl_session *cs)
 			is_ok = true;
 			cs->is_quitting = true;
 		} else {
-			is_ok = ctl_run(cs, argc, argv, &text);
+			r = ctl_run(cs, argc, argv, &text);
+			if (r == CTL_WAIT) {
+				sl_buf_free(&text);
+				break; /* the reply, then the next lines, come in ctl_wait_done */
+			}
+			is_ok = r == CTL_OK;
 		}
 		sl_console_reply(&cs->out, is_ok, text.data ? text.data : "", text.len);
 		sl_buf_free(&text);
@@ -555,6 +671,8 @@ ctl_thread_fini(struct sl_thread *t)
 	uv_close((uv_handle_t *)&ctl_rate.timer, NULL);
 	for (struct ctl_session *cs = ctl_sessions; cs != NULL; cs = cs->next)
 		ctl_close(cs);
+	/* Queries still running on other stages: their answers go nowhere now. */
+	sl_gather_drain(10000);
 	/* The runtime runs the loop until the close callbacks are done. */
 }
 

@@ -334,6 +334,12 @@ dl_outcome(struct dl_thread *dt, struct dl_job *job, size_t i, unsigned code, co
 
 	snprintf(response, sizeof(response), "%u%s%s %s", code, enhanced && enhanced[0] ? " " : "",
 		 enhanced ? enhanced : "", text ? text : "");
+	if (job->q != NULL) {
+		if (result == DL_DELIVERED)
+			job->q->delivered_cnt++;
+		else if (result != DL_TRANSIENT)
+			job->q->failed_cnt++;
+	}
 	if (result == DL_DELIVERED) {
 		m->rcpts[r].status = SL_RCPT_DELIVERED;
 		sl_eclog_outcome(m, SL_ECLOG_DELIVERED, job->domain, sl_msg_size(m) - m->skip_len,

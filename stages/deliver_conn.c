@@ -121,6 +121,37 @@ dl_conn_stage(const struct dl_conn *c)
 	return dl_stage_of(c, sl_smtp_client_waiting_for(c->smtp));
 }
 
+const char *
+dl_conn_state(const struct dl_conn *c)
+{
+	if (c->is_closing)
+		return "closing";
+	if (!c->is_connected)
+		return "connecting";
+	if (c->is_idle)
+		return "idle";
+	switch (sl_smtp_client_waiting_for(c->smtp)) {
+	case SL_SMTPC_WAIT_GREETING:
+		return "reading banner";
+	case SL_SMTPC_WAIT_EHLO:
+		return "after EHLO";
+	case SL_SMTPC_WAIT_MAIL:
+		return "after MAIL FROM";
+	case SL_SMTPC_WAIT_RCPT:
+		return "after RCPT TO";
+	case SL_SMTPC_WAIT_DATA:
+		return "after DATA";
+	case SL_SMTPC_WAIT_BODY_END:
+		return "reading confirmation";
+	case SL_SMTPC_WAIT_RSET:
+		return "after RSET";
+	case SL_SMTPC_WAIT_QUIT:
+		return "after QUIT";
+	default:
+		return c->job != NULL ? "sending" : "connected";
+	}
+}
+
 /* ------------------------------------------------------------ closing */
 
 static void
@@ -664,6 +695,7 @@ dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char
 
 	c->magic = DL_CONN_MAGIC;
 	c->q = q;
+	c->started_ms = uv_now(q->dt->loop);
 	c->addr = *addr;
 	snprintf(c->host, sizeof(c->host), "%s", host);
 	snprintf(c->host_slot, sizeof(c->host_slot), "%s", host_slot ? host_slot : "");

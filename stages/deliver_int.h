@@ -140,6 +140,9 @@ struct dl_queue {
 	unsigned consecutive_failures;
 	uint64_t first_failure_ms; /* wall clock of the first of the current run of failures */
 	bool is_closing;
+	/* for the console (life of this queue record) */
+	uint64_t delivered_cnt; /* recipients delivered */
+	uint64_t failed_cnt;    /* recipients failed for good */
 };
 
 struct dl_conn {
@@ -187,6 +190,7 @@ struct dl_thread {
 	uv_loop_t *loop;
 	struct sl_htable queues;    /* struct dl_queue */
 	struct sl_htable hostfails; /* struct dl_hostfail: addresses left alone for a while */
+	struct sl_htable suspended; /* struct sl_hnode + name: domains the console suspended */
 	struct dl_heap delayed;
 	uv_timer_t delay_timer;
 	uv_timer_t tick_timer;  /* periodic: refresh the configuration */
@@ -253,6 +257,18 @@ void dl_sched_counters(void);
 /* Count an active job put back on q's list outside dl_active_push (delta +1). */
 void dl_active_count(struct dl_queue *q, int delta);
 void dl_sched_fini(struct dl_thread *dt);
+/* Console actions (deliver_console.c), on the queue's own thread. */
+/* Take a delayed job out of the delay heap: afterwards it is neither delayed nor active. */
+void dl_job_undelay(struct dl_thread *dt, struct dl_job *job);
+/* Take an active job off its queue; false (left alone) while its content is being read back. */
+bool dl_job_unqueue(struct dl_queue *q, struct dl_job *job);
+/* Suspend (or resume) delivery to `domain` on this thread, until resumed or restart. */
+void dl_domain_suspend(struct dl_thread *dt, const char *domain, bool is_suspended);
+bool dl_domain_is_suspended(const struct dl_thread *dt, const char *domain);
+/* "192.0.2.1:25" of an address, for the console. */
+void dl_addr_text(const struct sockaddr_storage *a, char *buf, size_t len);
+/* Until when (loop ms) address `a` is left alone after failures; 0: usable. */
+uint64_t dl_addr_retry_at(struct dl_thread *dt, const struct sockaddr_storage *a);
 /* Option value for a queue (binding, domain) and optional host. */
 const union sl_conf_val *dl_opt(const struct dl_queue *q, enum sl_opt opt, const char *host);
 
@@ -271,6 +287,8 @@ int dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const 
 void dl_conn_feed(struct dl_conn *c);
 /* Close (QUIT when possible); jobs in flight go back to the queue. */
 void dl_conn_close(struct dl_conn *c, bool is_graceful);
+/* What the connection is doing, in words (console: show outbound, domain). */
+const char *dl_conn_state(const struct dl_conn *c);
 
 /* ---- deliver_shape.c: limits shared between threads */
 

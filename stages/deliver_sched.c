@@ -169,6 +169,22 @@ heap_pop(struct dl_heap *h)
 	return top;
 }
 
+/* Take `job` out from anywhere in the heap. */
+static void
+heap_remove(struct dl_heap *h, struct dl_job *job)
+{
+	size_t i = job->heap_pos;
+
+	SL_ASSERT(i < h->cnt && h->v[i] == job);
+	heap_swap(h, i, h->cnt - 1);
+	h->cnt--;
+	job->heap_pos = SIZE_MAX;
+	if (i < h->cnt) {
+		heap_down(h, i);
+		heap_up(h, i);
+	}
+}
+
 static void dl_delay_arm(struct dl_thread *dt);
 
 static void
@@ -460,6 +476,54 @@ dl_queue_fail_all(struct dl_queue *q, unsigned code, const char *enhanced, const
 	}
 }
 
+/* ------------------------------------------------------------ console actions */
+
+void
+dl_job_undelay(struct dl_thread *dt, struct dl_job *job)
+{
+	heap_remove(&dt->delayed, job);
+	job->q->delayed_cnt--;
+	sl_counter_add(dl_gauge_delayed, -1);
+	dl_delay_arm(dt);
+}
+
+bool
+dl_job_unqueue(struct dl_queue *q, struct dl_job *job)
+{
+	if (job->is_loading)
+		return false; /* dl_load_done still needs it where it is */
+	dl_active_unlink(q, job);
+	if (!job->msg->is_swapped)
+		q->resident_cnt--;
+	return true;
+}
+
+bool
+dl_domain_is_suspended(const struct dl_thread *dt, const char *domain)
+{
+	return dt->suspended.cnt > 0 &&
+	       sl_htable_find(&dt->suspended, domain, strlen(domain)) != NULL;
+}
+
+void
+dl_domain_suspend(struct dl_thread *dt, const char *domain, bool is_suspended)
+{
+	struct sl_hnode *n = sl_htable_find(&dt->suspended, domain, strlen(domain));
+	size_t len = strlen(domain);
+
+	if (is_suspended && n == NULL) {
+		n = sl_malloc(sizeof(*n) + len + 1);
+		memset(n, 0, sizeof(*n));
+		memcpy((char *)(n + 1), domain, len + 1);
+		n->key = (const char *)(n + 1);
+		n->key_len = len;
+		sl_htable_insert(&dt->suspended, n);
+	} else if (!is_suspended && n != NULL) {
+		sl_htable_remove(&dt->suspended, n);
+		sl_free(n);
+	}
+}
+
 /* ------------------------------------------------------------ host failures */
 
 /* Addresses that failed, and until when they are left alone (per thread). */
@@ -492,6 +556,31 @@ dl_hostfail_find(struct dl_thread *dt, const struct sockaddr_storage *a)
 
 	dl_addr_key(a, key, sizeof(key));
 	return (struct dl_hostfail *)sl_htable_find(&dt->hostfails, key, strlen(key));
+}
+
+void
+dl_addr_text(const struct sockaddr_storage *a, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (a->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(((const struct sockaddr_in *)a)->sin_port));
+	} else if (a->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip,
+			 ntohs(((const struct sockaddr_in6 *)a)->sin6_port));
+	} else {
+		snprintf(buf, len, "?");
+	}
+}
+
+uint64_t
+dl_addr_retry_at(struct dl_thread *dt, const struct sockaddr_storage *a)
+{
+	struct dl_hostfail *f = dl_hostfail_find(dt, a);
+
+	return f != NULL && f->until_ms > uv_now(dt->loop) ? f->until_ms : 0;
 }
 
 static bool
@@ -1013,8 +1102,8 @@ dl_queue_run(struct dl_queue *q)
 	SL_CHECK_OBJ(q, DL_QUEUE_MAGIC);
 	if (dt->is_stopping || q->active_cnt == 0)
 		return;
-	if (dl_opt_bool(q, SL_OPT_SUSPEND_DELIVERY))
-		return; /* the jobs wait; the tick runs the queue again */
+	if (dl_opt_bool(q, SL_OPT_SUSPEND_DELIVERY) || dl_domain_is_suspended(dt, q->domain))
+		return; /* the jobs wait; the tick (or resume) runs the queue again */
 	{
 		/*
 		 * Blackhole: "true"/"inline" refuse at RCPT (proto/validate.c) and fail
@@ -1183,7 +1272,7 @@ dl_sched_init(struct dl_thread *dt)
 }
 
 static void
-dl_free_hostfail(struct sl_hnode *n, void *arg)
+dl_free_node(struct sl_hnode *n, void *arg)
 {
 	sl_free(n);
 }
@@ -1242,6 +1331,8 @@ dl_sched_fini(struct dl_thread *dt)
 	sl_free(dt->delayed.v);
 	sl_htable_foreach(&dt->queues, dl_free_queue, NULL);
 	sl_htable_free(&dt->queues);
-	sl_htable_foreach(&dt->hostfails, dl_free_hostfail, NULL);
+	sl_htable_foreach(&dt->hostfails, dl_free_node, NULL);
 	sl_htable_free(&dt->hostfails);
+	sl_htable_foreach(&dt->suspended, dl_free_node, NULL);
+	sl_htable_free(&dt->suspended);
 }

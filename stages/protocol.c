@@ -990,6 +990,7 @@ proto_session_start(struct proto_thread *pt, struct sl_session_new_ev *ev)
 	uv_timer_init(pt->loop, &ss->timer);
 	ss->timer.data = ss;
 	ss->refs = 2;
+	ss->opened_ms = uv_now(pt->loop);
 	ss->transport = &proto_transport_plain;
 	ss->next = pt->sessions;
 	if (pt->sessions != NULL)
@@ -1260,3 +1261,109 @@ const struct sl_stage_def sl_protocol_stage = {
 	.handle = proto_handle,
 	.thread_fini = proto_thread_fini,
 };
+
+/* ------------------------------------------------------------ console: show inbound */
+
+/* One line per session of every protocol thread. */
+struct proto_inbound {
+	struct sl_buf *parts; /* one per protocol thread */
+	unsigned part_cnt;
+	void (*done)(void *arg, bool is_ok, const char *text);
+	void *arg;
+};
+
+static const char *
+proto_state(const struct proto_session *ss)
+{
+	if (ss->ecs != NULL)
+		return ss->is_waiting ? "ecstream: waiting for the spool" : "ecstream";
+	if (ss->smtp == NULL)
+		return "opening";
+	if (ss->is_waiting)
+		return ss->msg != NULL && ss->pending_rcpt == NULL ? "waiting for the spool"
+								   : "waiting for a verdict";
+	switch (sl_smtp_server_waiting_for(ss->smtp)) {
+	case SL_SMTP_WAIT_HELO:
+		return "before HELO";
+	case SL_SMTP_WAIT_MAIL:
+		return "waiting for MAIL FROM";
+	case SL_SMTP_WAIT_RCPT:
+		return "after MAIL FROM";
+	case SL_SMTP_WAIT_BODY:
+		return "receiving the message";
+	case SL_SMTP_WAIT_RSET:
+		return "after RSET";
+	default:
+		return "busy";
+	}
+}
+
+static void
+proto_inbound_run(struct sl_thread *t, unsigned idx, void *arg)
+{
+	struct proto_thread *pt = sl_thread_data(t);
+	struct proto_inbound *in = arg;
+	uint64_t now = uv_now(pt->loop);
+
+	SL_CHECK_OBJ(pt, PROTO_THREAD_MAGIC);
+	for (const struct proto_session *ss = pt->sessions; ss != NULL; ss = ss->next) {
+		uv_os_fd_t fd = -1;
+
+		if (!ss->is_closed)
+			uv_fileno(&ss->h.handle, &fd);
+		sl_buf_printf(&in->parts[idx], "%d: [inbound/%s] %s %s %s (for %.3fs) session %s\n",
+			      (int)fd, ss->ecs != NULL ? "ecstream" : "esmtp",
+			      ss->peer.ss_family == AF_INET6  ? "IPv6"
+			      : ss->peer.ss_family == AF_UNIX ? "unix"
+							      : "IPv4",
+			      ss->remote, proto_state(ss), (double)(now - ss->opened_ms) / 1000.0,
+			      ss->id);
+	}
+}
+
+static void
+proto_inbound_done(void *arg)
+{
+	struct proto_inbound *in = arg;
+	struct sl_buf out = SL_BUF_INIT;
+
+	for (unsigned i = 0; i < in->part_cnt; i++) {
+		sl_buf_append(&out, in->parts[i].data, in->parts[i].len);
+		sl_buf_free(&in->parts[i]);
+	}
+	if (out.len == 0)
+		sl_buf_puts(&out, "no inbound sessions\n");
+	sl_buf_append(&out, "", 1);
+	in->done(in->arg, true, out.data);
+	sl_buf_free(&out);
+	sl_free(in->parts);
+	sl_free(in);
+}
+
+int
+sl_protocol_console(int argc, char **argv, struct sl_buf *err,
+		    void (*done)(void *arg, bool is_ok, const char *text), void *arg)
+{
+	struct proto_inbound *in;
+	int rc;
+
+	if (argc != 2 || strcasecmp(argv[0], "show") != 0 || strcasecmp(argv[1], "inbound") != 0)
+		return 0;
+	if (proto_stage == NULL || sl_stage_thread_cnt(proto_stage) == 0) {
+		sl_buf_puts(err, "the protocol stage is not running\n");
+		return -1;
+	}
+	in = SL_NEW(in);
+	in->part_cnt = sl_stage_thread_cnt(proto_stage);
+	in->parts = sl_calloc(in->part_cnt, sizeof(*in->parts));
+	in->done = done;
+	in->arg = arg;
+	rc = sl_gather(proto_stage, proto_inbound_run, proto_inbound_done, in);
+	if (rc != 0) {
+		sl_buf_printf(err, "cannot ask the protocol stage: %s\n", strerror(-rc));
+		sl_free(in->parts);
+		sl_free(in);
+		return -1;
+	}
+	return 1;
+}

@@ -122,6 +122,7 @@ struct proto_session {
 	struct sl_buf wbuf; /* the write in flight */
 	struct sl_msg *msg; /* the transaction being received */
 	unsigned msg_seq;
+	uint64_t opened_ms; /* loop time the session began (show inbound) */
 };
 
 /* ---- protocol.c */

@@ -11,10 +11,12 @@
 #ifndef SL_STAGES_STAGES_H
 #define SL_STAGES_STAGES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "conf/conf_snapshot.h"
+#include "engine/buf.h"
 #include "engine/stage.h"
 
 extern const struct sl_stage_def sl_accept_stage;
@@ -80,8 +82,22 @@ void sl_deliver_init(struct sl_stage *st);
  * Returns when every thread has stopped delivering.
  */
 void sl_deliver_quiesce(unsigned timeout_ms);
+/*
+ * The console commands about queues and outbound connections
+ * (stages/deliver_console.c: active, delayed, showqueue, mailq, domain,
+ * flush/fail/suspend/resume domain, message details/fail/retry, show
+ * outbound).  From the control stage's loop thread.  0: argv is none of
+ * them; -1: it is one but malformed (why in err); 1: it runs on every
+ * delivery thread, then done(arg, is_ok, text) is called once on the
+ * calling loop (text NUL-terminated, valid during the call).
+ */
+int sl_deliver_console(int argc, char **argv, struct sl_buf *err,
+		       void (*done)(void *arg, bool is_ok, const char *text), void *arg);
 /* Messages between the protocol stage and its spool answer (for shutdown). */
 uint64_t sl_protocol_inflight(void);
+/* The console's `show inbound` (as sl_deliver_console: 0 not it, -1 error, 1 started). */
+int sl_protocol_console(int argc, char **argv, struct sl_buf *err,
+			void (*done)(void *arg, bool is_ok, const char *text), void *arg);
 
 /* Remember the protocol stage and register its counters (before it starts). */
 void sl_protocol_init(struct sl_stage *st);
