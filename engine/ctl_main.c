@@ -5,13 +5,19 @@
  *   sluicectl [-s socket | -H host:port] [--json] [command words ...]
  *
  * With words, runs that one command and prints its output; without, reads
- * commands from standard input, one per line (a "sluice> " prompt when it
- * is a terminal).  --json prints each reply as {"ok": bool, "output": "..."}.
+ * commands from standard input, one per line.  When standard input is a
+ * terminal, that session is interactive: a "sluicectl> " prompt, line
+ * editing and history through libedit's readline interface, the history
+ * kept in $HOME/.sluicectl_history.  Otherwise (a script) the lines are read
+ * as they come, without prompt or editing.
+ * --json prints each reply as {"ok": bool, "output": "..."}.
  * Exit status: 0 when every command succeeded, 1 when one failed, 2 when
  * the console could not be reached or answered nonsense.
  *
  * Blocking sockets: a command-line tool.  Parses untrusted input: the
- * reply frames (proto/console.c; bounded by SL_CONSOLE_MAX_BODY).
+ * reply frames (proto/console.c; bounded by SL_CONSOLE_MAX_BODY).  The
+ * history file is the user's own (libedit writes it mode 0600); only its
+ * last CTL_HISTORY_MAX lines are kept.
  */
 #include "config.h"
 
@@ -25,10 +31,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <editline/readline.h>
+
 #include "engine/buf.h"
 #include "proto/console.h"
 
 #define CTL_DEFAULT_SOCKET "./sluice-state/control.sock"
+#define CTL_PROMPT         "sluicectl> "
+#define CTL_HISTORY_FILE   ".sluicectl_history" /* in $HOME */
+#define CTL_HISTORY_MAX    1000                 /* lines kept in it */
 
 static void
 ctl_usage(FILE *f)
@@ -38,7 +49,8 @@ ctl_usage(FILE *f)
 		"  -s socket     the Control_Listener's Unix socket (default %s)\n"
 		"  -H host:port  a TCP Control_Listener instead\n"
 		"  --json        print replies as JSON objects\n"
-		"  without a command, commands are read from standard input; try \"help\"\n",
+		"  without a command, commands are read from standard input (with line\n"
+		"  editing and history on a terminal); try \"help\"\n",
 		CTL_DEFAULT_SOCKET);
 }
 
@@ -170,6 +182,94 @@ ctl_command(int fd, const char *line, bool is_json, struct sl_buf *in)
 	return is_ok ? 0 : 1;
 }
 
+/*
+ * Run one line of a session and fold its status into *rc (the worst so
+ * far).  Returns false when the session is over: quit, shutdown, or a
+ * console that is gone.
+ */
+static bool
+ctl_session_line(int fd, const char *line, bool is_json, struct sl_buf *in, int *rc)
+{
+	int r = ctl_command(fd, line, is_json, in);
+
+	if (r == 2) {
+		*rc = 2;
+		return false;
+	}
+	if (r > *rc)
+		*rc = r;
+	return strcmp(line, "quit") != 0 && strcmp(line, "shutdown") != 0;
+}
+
+/* Tab completion: console commands are not file names (libedit's default
+ * completion), so Tab completes nothing. */
+static char *
+ctl_complete_nothing(const char *text, int state)
+{
+	return NULL;
+}
+
+/*
+ * The session on a terminal: libedit's readline() edits each line.  The
+ * history (CTL_HISTORY_MAX lines) is read from $HOME/.sluicectl_history at
+ * the start and written back after each command, so a session ended by
+ * Ctrl-C or a closed terminal loses none of it (no file without HOME).
+ * Returns the exit status.
+ */
+static int
+ctl_interactive(int fd, bool is_json, struct sl_buf *in)
+{
+	const char *home = getenv("HOME");
+	struct sl_buf hist = SL_BUF_INIT;
+	bool is_more = true;
+	int rc = 0;
+
+	rl_readline_name = "sluicectl"; /* ~/.editrc lines "sluicectl:..." are ours */
+	rl_completion_entry_function = ctl_complete_nothing;
+	using_history();
+	stifle_history(CTL_HISTORY_MAX);
+	if (home != NULL && home[0] != '\0') {
+		sl_buf_printf(&hist, "%s/%s", home, CTL_HISTORY_FILE);
+		read_history(sl_buf_cstr(&hist)); /* none yet is fine */
+	}
+	while (is_more) {
+		char *line = readline(CTL_PROMPT);
+
+		if (line == NULL) {
+			putchar('\n'); /* end of input (^D): leave the shell a fresh line */
+			break;
+		}
+		/* The console answers a line without words with nothing at all
+		 * (proto/console.c): it must not be sent. */
+		if (line[strspn(line, " \t")] == '\0') {
+			free(line);
+			continue;
+		}
+		add_history(line);
+		if (hist.len > 0) {
+			int err = write_history(sl_buf_cstr(&hist));
+
+			if (err != 0) {
+				fprintf(stderr, "sluicectl: cannot write the history to %s: %s\n",
+					sl_buf_cstr(&hist), strerror(err));
+				sl_buf_reset(&hist); /* said once; kept in memory only */
+			}
+		}
+		if (strlen(line) > SL_CONSOLE_MAX_LINE) {
+			/* The console would end the session over it; refuse it here. */
+			fprintf(stderr, "sluicectl: a command line is at most %d characters\n",
+				SL_CONSOLE_MAX_LINE);
+			if (rc < 1)
+				rc = 1;
+		} else {
+			is_more = ctl_session_line(fd, line, is_json, in, &rc);
+		}
+		free(line);
+	}
+	sl_buf_free(&hist);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -216,18 +316,14 @@ main(int argc, char **argv)
 		}
 		rc = ctl_command(fd, sl_buf_cstr(&cmd), is_json, &in);
 		sl_buf_free(&cmd);
+	} else if (isatty(STDIN_FILENO)) {
+		rc = ctl_interactive(fd, is_json, &in);
 	} else {
 		char line[SL_CONSOLE_MAX_LINE + 2];
-		bool is_tty = isatty(STDIN_FILENO);
 
 		for (;;) {
 			size_t len;
-			int r;
 
-			if (is_tty) {
-				fputs("sluice> ", stdout);
-				fflush(stdout);
-			}
 			if (fgets(line, sizeof(line), stdin) == NULL)
 				break;
 			len = strlen(line);
@@ -235,14 +331,7 @@ main(int argc, char **argv)
 				line[--len] = '\0';
 			if (len == 0)
 				continue;
-			r = ctl_command(fd, line, is_json, &in);
-			if (r == 2) {
-				rc = 2;
-				break;
-			}
-			if (r > rc)
-				rc = r;
-			if (strcmp(line, "quit") == 0 || strcmp(line, "shutdown") == 0)
+			if (!ctl_session_line(fd, line, is_json, &in, &rc))
 				break;
 		}
 	}
