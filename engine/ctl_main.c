@@ -329,7 +329,8 @@ main(int argc, char **argv)
 			len = strlen(line);
 			while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 				line[--len] = '\0';
-			if (len == 0)
+			/* The console answers a line of blanks with nothing: never send one. */
+			if (line[strspn(line, " \t")] == '\0')
 				continue;
 			if (!ctl_session_line(fd, line, is_json, &in, &rc))
 				break;

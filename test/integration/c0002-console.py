@@ -137,9 +137,9 @@ ok(t.wait_for(lambda: os.path.exists(panic) and 'logs reopened' in open(panic).r
    '... the paniclog goes on in a new file')
 
 # ---------------------------------------------------------------- a session of several commands
-rc, out, err = ctl(stdin=b'version\nsummary\nquit\n')
+rc, out, err = ctl(stdin=b'version\n  \t\nsummary\n\nquit\n')
 ok(rc == 0 and out.startswith('sluiced ') and 'received:' in out and out.endswith('bye\n'),
-   'commands on stdin run in one session, quit ends it', rc, out, err)
+   'commands on stdin run in one session (blank lines skipped), quit ends it', rc, out, err)
 
 # ---------------------------------------------------------------- the TCP listener's ACL
 r = subprocess.run([CTL, '-H', '127.0.0.1:%d' % C, 'version'], capture_output=True,
