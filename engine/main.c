@@ -286,6 +286,7 @@ main_reload_msg(char *msg, size_t msg_len)
 	main_state.reload_ok_cnt++;
 	pthread_mutex_unlock(&main_state.lock);
 	sl_log_notice("configuration reloaded from %s: generation %" PRIu64, s->source, gen);
+	sl_eclog_config(gen, s->source);
 	{
 		char why[512];
 		int rc = sl_accept_reconcile(s, why, sizeof(why));
@@ -550,6 +551,7 @@ main(int argc, char **argv)
 	sl_eclog_open(s);
 	main_state.generation = 1;
 	sl_conf_publish(s);
+	sl_eclog_config(1, s->source);
 	if (sl_spool_stage_open(s, why, sizeof(why)) != 0)
 		sl_fatal("%s", why);
 	main_start_stages(s);

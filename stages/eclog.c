@@ -182,6 +182,20 @@ sl_eclog_heartbeat(void)
 
 	if (id < 0)
 		return;
-	n = snprintf(line, sizeof(line), "%lld@@M", (long long)time(NULL));
+	n = snprintf(line, sizeof(line), "%lld@@@@M", (long long)time(NULL));
 	sl_log_stream_write(id, line, (size_t)n);
+}
+
+void
+sl_eclog_config(uint64_t generation, const char *source)
+{
+	int id = __atomic_load_n(&eclog_mainlog, __ATOMIC_RELAXED);
+	struct sl_buf b = SL_BUF_INIT;
+
+	if (id < 0)
+		return;
+	sl_buf_printf(&b, "%lld@@@@C@%" PRIu64 "@", (long long)time(NULL), generation);
+	sl_log_field(&b, source ? source : "", source ? strlen(source) : 0);
+	sl_log_stream_write(id, b.data, b.len);
+	sl_buf_free(&b);
 }

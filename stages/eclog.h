@@ -66,7 +66,14 @@ void sl_eclog_bounce_line(const char *line, size_t len);
 void sl_eclog_reject(const char *remote, const char *local, const char *conn_id, const char *phase,
 		     unsigned code, const char *module, const char *text);
 
-/* The heartbeat line "time@@M". */
+/* The heartbeat line "time@@@@M" (Momentum's: the type is field 4). */
 void sl_eclog_heartbeat(void);
+
+/*
+ * A sluice addition: "time@@@@C@generation@file" when a configuration
+ * generation starts running (at start and after each successful reload),
+ * so the lines after it can be read against the configuration they ran on.
+ */
+void sl_eclog_config(uint64_t generation, const char *source);
 
 #endif /* SL_STAGES_ECLOG_H */

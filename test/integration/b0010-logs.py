@@ -140,6 +140,11 @@ is_(code, 250, 'log_receptions = false: the message is still queued')
 beats = len([x for x in q.mainlog().splitlines() if x.endswith('@@M')])
 ok(t.wait_for(lambda: len([x for x in q.mainlog().splitlines() if x.endswith('@@M')]) >= beats + 2),
    'heartbeat = 1: heartbeat lines keep coming')
+beats = [x for x in q.mainlog().splitlines() if x.endswith('@@M')]
+ok(beats and all(re.match(r'^\d+@@@@M$', x) for x in beats),
+   'heartbeat lines are Momentum\'s "time@@@@M" (the type in field 4)', beats[:3])
+ok(re.search(r'^\d+@@@@C@1@.*sluice\.conf$', q.mainlog(), re.M),
+   'a C line names the configuration generation that runs (1 at start)', q.mainlog()[:300])
 is_([x for x in q.mainlog().splitlines() if '@R@' in x], [], 'log_receptions = false: no R line')
 is_(q.rejectlog_lines(), [], 'log_rejections = false: no rejectlog line')
 q.stop()

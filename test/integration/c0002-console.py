@@ -120,6 +120,15 @@ d.write_conf(conf('two') % d.dir)
 rc, out, err = ctl('config', 'reload')
 ok(rc == 0 and 'generation 2' in out, 'config reload: generation 2', rc, out, err)
 like(ctl('summary')[1], r'^configuration generation: 2$', '... and summary says so')
+
+
+def c_lines():
+    return [x.split('@')[5] for x in d.mainlog().splitlines()
+            if re.match(r'^\d+@@@@C@\d+@%s$' % re.escape(d.conf_path), x)]
+
+
+ok(t.wait_for(lambda: c_lines() == ['1', '2']),
+   '... and the mainlog, in a C line after the C line of generation 1', c_lines())
 with open(d.conf_path, 'a') as f:
     f.write('Bogus_Option_Name = 1\n')
 rc, out, err = ctl('config', 'reload')
