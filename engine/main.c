@@ -461,17 +461,25 @@ static void
 main_stop_stages(void)
 {
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	struct sl_conf_snapshot *s = sl_conf_current();
+	/* Shutdown_Timeout, read now: a reload may have changed it. */
+	unsigned timeout_ms =
+		s != NULL ? (unsigned)sl_conf_int(s, SL_OPT_SHUTDOWN_TIMEOUT) * 1000u : 5000u;
 
 	sl_accept_interrupt();
 	sl_stage_stop(main_stages[MAIN_ACCEPT]);
 	sl_stage_stop(main_stages[MAIN_CONTROL]);
-	/* Sessions stop taking commands; messages in flight still get answered. */
-	sl_protocol_shutdown(5000);
+	sl_conf_snapshot_put(s);
+	/*
+	 * Sessions between commands get 421; a session with a transaction under
+	 * way may finish it, up to the timeout; messages in flight get answered.
+	 */
+	sl_protocol_shutdown(timeout_ms);
 	sl_stage_stop(main_stages[MAIN_VALIDATE]);
 	for (int waited = 0; sl_protocol_inflight() > 0 && waited < 10000; waited += 10)
 		nanosleep(&ts, NULL);
 	sl_stage_stop(main_stages[MAIN_PROTOCOL]);
-	sl_deliver_quiesce(5000);
+	sl_deliver_quiesce(timeout_ms);
 	sl_stage_stop(main_stages[MAIN_SPOOL]);
 	sl_stage_stop(main_stages[MAIN_DELIVER]);
 	for (int i = MAIN__STAGES - 1; i >= 0; i--)

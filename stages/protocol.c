@@ -56,6 +56,7 @@ static unsigned proto_ctr_received;
 static unsigned proto_ctr_rejected;
 static unsigned proto_ctr_inflight;
 static unsigned proto_shutdown_acks;
+static unsigned proto_finishing; /* sessions finishing their transaction at a stop; atomic */
 static struct sl_stage *proto_stage;
 
 /* ------------------------------------------------------------ policy */
@@ -326,8 +327,8 @@ proto_arm(struct proto_session *ss)
 	bool is_full =
 		ss->in.len > PROTO_INPUT_HIGH || ss->out.len + ss->wbuf.len > PROTO_OUTPUT_HIGH;
 	bool is_busy = ss->is_waiting || ss->is_writing || (ss->ecs && proto_ecs_is_busy(ss));
-	bool want = !ss->is_closed && !proto_is_closing(ss) && !ss->pt->is_shutting_down &&
-		    !(is_full && is_busy);
+	bool want = !ss->is_closed && !proto_is_closing(ss) &&
+		    (!ss->pt->is_shutting_down || ss->is_finishing) && !(is_full && is_busy);
 	uint64_t ms;
 
 	if (ss->is_closed)
@@ -775,7 +776,7 @@ proto_event(struct proto_session *ss, struct sl_smtp_ev *ev)
 				sl_msg_clear_content(ss->msg);
 			break;
 		}
-		if (ss->pt->is_shutting_down) {
+		if (ss->pt->is_shutting_down && !ss->is_finishing) {
 			sl_smtp_server_reject(ss->smtp, 421, "4.3.2", "Service shutting down",
 					      &ss->out);
 			break;
@@ -822,6 +823,43 @@ proto_event(struct proto_session *ss, struct sl_smtp_ev *ev)
 	}
 }
 
+/* A transaction is under way: after MAIL, in DATA/BDAT, or its answer is awaited. */
+static bool
+proto_txn_open(const struct proto_session *ss)
+{
+	enum sl_smtp_wait w = sl_smtp_server_waiting_for(ss->smtp);
+
+	return ss->is_waiting || w == SL_SMTP_WAIT_RCPT || w == SL_SMTP_WAIT_BODY ||
+	       w == SL_SMTP_WAIT_VERDICT;
+}
+
+static void
+proto_finished(struct proto_session *ss)
+{
+	if (ss->is_finishing) {
+		ss->is_finishing = false;
+		__atomic_sub_fetch(&proto_finishing, 1, __ATOMIC_RELEASE);
+	}
+}
+
+/*
+ * Shutting down: may the session take another command?  One that had a
+ * transaction under way when the stop began finishes it (the stop waits up
+ * to Shutdown_Timeout, sl_protocol_shutdown); any other, and that one once
+ * its message is answered, gets 421 and no further command (they could
+ * need stages that have stopped).
+ */
+static bool
+proto_may_go_on(struct proto_session *ss)
+{
+	if (!ss->pt->is_shutting_down || (ss->is_finishing && proto_txn_open(ss)))
+		return true;
+	proto_finished(ss);
+	if (!ss->is_waiting && !ss->is_closed && !sl_smtp_server_is_closing(ss->smtp))
+		sl_smtp_server_shutdown(ss->smtp, &ss->out);
+	return false;
+}
+
 /* Run the machine over the input until it needs more bytes or an answer. */
 void
 proto_drive(struct proto_session *ss)
@@ -830,14 +868,9 @@ proto_drive(struct proto_session *ss)
 		proto_ecs_drive(ss);
 		return;
 	}
-	/*
-	 * Shutting down: a session whose last message was just answered takes
-	 * no further commands (they could need stages that have stopped).
-	 */
-	if (ss->pt->is_shutting_down && !ss->is_waiting && !ss->is_closed &&
-	    !sl_smtp_server_is_closing(ss->smtp))
-		sl_smtp_server_shutdown(ss->smtp, &ss->out);
-	while (!ss->is_closed && !ss->is_waiting && !sl_smtp_server_is_closing(ss->smtp)) {
+	proto_may_go_on(ss);
+	while (!ss->is_closed && !ss->is_waiting && !sl_smtp_server_is_closing(ss->smtp) &&
+	       proto_may_go_on(ss)) {
 		struct sl_smtp_ev ev;
 		size_t used = 0;
 		enum sl_smtp_ev_kind k;
@@ -910,6 +943,7 @@ proto_close(struct proto_session *ss)
 	if (ss->is_closed)
 		return;
 	ss->is_closed = true;
+	proto_finished(ss);
 	if (ss->prev != NULL)
 		ss->prev->next = ss->next;
 	else
@@ -1128,11 +1162,36 @@ proto_shutdown(struct proto_thread *pt)
 		if (ss->ecs != NULL) {
 			proto_ecs_shutdown(ss);
 			proto_drive(ss);
-		} else if (!ss->is_waiting) {
+		} else if (proto_txn_open(ss)) {
+			/* It may finish its message (its answer, if awaited, comes). */
+			ss->is_finishing = true;
+			__atomic_add_fetch(&proto_finishing, 1, __ATOMIC_RELEASE);
+			if (!ss->is_waiting)
+				proto_drive(ss);
+			else
+				proto_arm(ss);
+		} else {
 			sl_smtp_server_shutdown(ss->smtp, &ss->out);
 			proto_drive(ss);
-		} else {
-			proto_arm(ss);
+		}
+		ss = next;
+	}
+	__atomic_add_fetch(&proto_shutdown_acks, 1, __ATOMIC_RELEASE);
+}
+
+/* The time to finish is over: a session still in its transaction gets 421 (it is not answered 250). */
+static void
+proto_shutdown_now(struct proto_thread *pt)
+{
+	struct proto_session *ss = pt->sessions;
+
+	while (ss != NULL) {
+		struct proto_session *next = ss->next;
+
+		if (ss->is_finishing) {
+			proto_finished(ss);
+			if (!ss->is_waiting)
+				proto_drive(ss);
 		}
 		ss = next;
 	}
@@ -1179,6 +1238,10 @@ proto_handle(struct sl_thread *t, struct sl_event *ev)
 		sl_free(ev);
 		proto_shutdown(pt);
 		break;
+	case PROTO_EV_SHUTDOWN_NOW:
+		sl_free(ev);
+		proto_shutdown_now(pt);
+		break;
 	default:
 		SL_ASSERT(!"protocol stage: unexpected event");
 	}
@@ -1205,8 +1268,9 @@ proto_thread_fini(struct sl_thread *t)
 	sl_free(pt);
 }
 
-void
-sl_protocol_shutdown(unsigned timeout_ms)
+/* Send `type` to every protocol thread; wait (up to 5 s) until each handled it. */
+static void
+proto_tell_all(unsigned type)
 {
 	unsigned cnt = sl_stage_thread_cnt(proto_stage);
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
@@ -1215,14 +1279,35 @@ sl_protocol_shutdown(unsigned timeout_ms)
 	for (unsigned i = 0; i < cnt; i++) {
 		struct sl_event *ev = SL_NEW(ev);
 
-		sl_event_init(ev, PROTO_EV_SHUTDOWN);
+		sl_event_init(ev, type);
 		sl_send_thread(sl_stage_thread(proto_stage, i), ev);
 	}
-	for (unsigned waited = 0; waited < timeout_ms; waited += 10) {
+	for (unsigned waited = 0; waited < 5000; waited += 10) {
 		if (__atomic_load_n(&proto_shutdown_acks, __ATOMIC_ACQUIRE) == cnt)
-			break;
+			return;
 		nanosleep(&ts, NULL);
 	}
+}
+
+void
+sl_protocol_shutdown(unsigned timeout_ms)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	unsigned left;
+
+	proto_tell_all(PROTO_EV_SHUTDOWN);
+	for (unsigned waited = 0; waited < timeout_ms; waited += 10) {
+		if (__atomic_load_n(&proto_finishing, __ATOMIC_ACQUIRE) == 0)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	left = __atomic_load_n(&proto_finishing, __ATOMIC_ACQUIRE);
+	if (left == 0)
+		return;
+	sl_log_notice("stopping: %u session%s still in a transaction after %u ms; they get 421",
+		      left, left == 1 ? "" : "s", timeout_ms);
+	/* Before the validation stage stops: no message may be sent to it after. */
+	proto_tell_all(PROTO_EV_SHUTDOWN_NOW);
 }
 
 void

@@ -37,7 +37,8 @@
 #define PROTO_SOFTWARE      "sluice"
 
 enum proto_ev {
-	PROTO_EV_SHUTDOWN = 0x200, /* main -> each protocol thread */
+	PROTO_EV_SHUTDOWN = 0x200, /* main -> each protocol thread: stop taking commands */
+	PROTO_EV_SHUTDOWN_NOW,     /* ... Shutdown_Timeout is over: no transaction finishes */
 };
 
 struct proto_session;
@@ -94,6 +95,7 @@ struct proto_session {
 	bool is_closed;                /* uv_close called on the handles */
 	bool is_waiting;               /* a verdict or the spool's answer is outstanding */
 	bool is_throttled;             /* waiting for an Inbound_Throttle_Messages token */
+	bool is_finishing;             /* shutting down: may finish the transaction it had */
 	struct sl_conf_snapshot *snap; /* owned reference */
 	struct sl_listener_rt *lrt;
 	struct sl_conf_acl_match acl;

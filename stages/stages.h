@@ -102,9 +102,12 @@ int sl_protocol_console(int argc, char **argv, struct sl_buf *err,
 /* Remember the protocol stage and register its counters (before it starts). */
 void sl_protocol_init(struct sl_stage *st);
 /*
- * Tell every protocol thread to stop taking commands: idle sessions get
- * 421 4.3.2 and close, sessions with a message in flight answer it first.
- * Returns when every thread has done so, or after timeout_ms.
+ * Tell every protocol thread to stop taking commands: sessions between
+ * commands get 421 4.3.2 and close; a session with a transaction under way
+ * (after MAIL, in DATA, its answer awaited) may finish it and gets 421
+ * after its answer.  Returns when no session is still finishing, or after
+ * timeout_ms (Shutdown_Timeout): then those left get 421 without their
+ * message being taken, before this returns.
  */
 void sl_protocol_shutdown(unsigned timeout_ms);
 
