@@ -12,8 +12,10 @@
  * Threads: stage threads run the loops below; sl_send* run on any thread;
  * create/start/stop/destroy on the main thread.  stage_lock guards the stage
  * table (create, destroy, find, foreach); a stage's start_lock guards its
- * start handshake and the member list of an OWN stage.  Order: stage_lock
- * before start_lock.  Parses no input.
+ * start handshake and the member slots of an OWN stage (spawn, reap, stop,
+ * stats: a reaped member is freed, so nobody reads a slot without it).
+ * Order: stage_lock before start_lock; no thread is joined while holding
+ * either.  Parses no input.
  * Ownership: a queued event belongs to the queue until a handler gets it; the
  * stage owns its threads (and each LOOP thread's uv_loop_t and async handle);
  * the stage's handles on a loop belong to the stage and must be closed by
@@ -77,6 +79,7 @@ struct sl_thread {
 	char name[STAGE_NAME_MAX]; /* "<stage>/<i>", or the spawn name */
 	pthread_t tid;
 	bool has_tid;                        /* pthread_create succeeded: join it */
+	bool is_reaping;                     /* OWN: sl_stage_reap joins it; start_lock */
 	void (*own_fn)(struct sl_thread *t); /* OWN members */
 	void *thread_arg;                    /* sl_stage_spawn's */
 	void *data;                          /* sl_thread_set_data; owned by the stage */
@@ -111,14 +114,16 @@ struct sl_stage {
 	void *arg;                      /* sl_stage_create's, for the stage */
 	unsigned id;                    /* slot in stage_tab: bit in peer masks */
 	unsigned batch_max;
-	int state;                  /* enum stage_state; main thread only */
-	uint64_t peer_mask;         /* resolved at start: 1 << id of each peer */
-	struct sl_thread **threads; /* owned; POOL/LOOP: thread_cnt, OWN: STAGE_OWN_MAX */
-	unsigned thread_cnt;        /* atomic for OWN (grows); fixed otherwise */
+	int state;          /* enum stage_state; main thread only */
+	uint64_t peer_mask; /* resolved at start: 1 << id of each peer */
+	/* Owned; POOL/LOOP: thread_cnt, OWN: STAGE_OWN_MAX slots, NULL when free. */
+	struct sl_thread **threads;
+	unsigned thread_cnt; /* OWN: highest slot used + 1, atomic (grows); fixed otherwise */
 	pthread_mutex_t start_lock;
 	pthread_cond_t start_cond;
-	unsigned start_cnt; /* threads that ran thread_init */
-	bool is_own_closed; /* OWN: no more spawns */
+	unsigned start_cnt;    /* threads that ran thread_init */
+	bool is_own_closed;    /* OWN: no more spawns or reaps */
+	unsigned own_reap_cnt; /* OWN: sl_stage_reap calls joining, outside start_lock */
 };
 
 static pthread_mutex_t stage_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -854,13 +859,17 @@ stage_join_all(struct sl_stage *st)
 {
 	unsigned i, cnt = __atomic_load_n(&st->thread_cnt, __ATOMIC_ACQUIRE);
 
+	/* An OWN stage is closed by now: its slots no longer change. */
 	for (i = 0; i < cnt; i++)
-		stage_thread_signal_stop(st->threads[i]);
+		if (st->threads[i] != NULL)
+			stage_thread_signal_stop(st->threads[i]);
 	/* Threads whose thread_init failed wait here (stage_wait_stop). */
 	pthread_mutex_lock(&st->start_lock);
 	pthread_cond_broadcast(&st->start_cond);
 	pthread_mutex_unlock(&st->start_lock);
 	for (i = 0; i < cnt; i++) {
+		if (st->threads[i] == NULL)
+			continue;
 		if (st->threads[i]->has_tid)
 			pthread_join(st->threads[i]->tid, NULL);
 		st->threads[i]->has_tid = false;
@@ -913,8 +922,11 @@ sl_stage_stop(struct sl_stage *st)
 	if (st->state != STAGE_STARTED)
 		goto out;
 	if (st->def->kind == SL_STAGE_OWN) {
+		/* No spawn or reap from here; one already joining finishes first. */
 		pthread_mutex_lock(&st->start_lock);
 		st->is_own_closed = true;
+		while (st->own_reap_cnt > 0)
+			pthread_cond_wait(&st->start_cond, &st->start_lock);
 		pthread_mutex_unlock(&st->start_lock);
 	}
 	stage_join_all(st);
@@ -940,7 +952,8 @@ sl_stage_destroy(struct sl_stage *st)
 	stage_tab[st->id] = NULL;
 	pthread_mutex_unlock(&stage_lock);
 	for (i = 0; i < st->thread_cnt; i++)
-		stage_thread_free(st->threads[i]);
+		if (st->threads[i] != NULL)
+			stage_thread_free(st->threads[i]);
 	sl_free(st->threads);
 	pthread_cond_destroy(&st->start_cond);
 	pthread_mutex_destroy(&st->start_lock);
@@ -978,10 +991,10 @@ sl_stage_foreach(void (*fn)(struct sl_stage *st, void *arg), void *arg)
 
 int
 sl_stage_spawn(struct sl_stage *st, const char *name, void (*fn)(struct sl_thread *t),
-	       void *thread_arg)
+	       void *thread_arg, struct sl_thread **thread_out)
 {
 	struct sl_thread *t = NULL;
-	unsigned cnt;
+	unsigned cnt, slot;
 	int rc = 0;
 
 	SL_CHECK_OBJ(st, SL_STAGE_MAGIC);
@@ -993,25 +1006,60 @@ sl_stage_spawn(struct sl_stage *st, const char *name, void (*fn)(struct sl_threa
 		rc = -ESHUTDOWN;
 		goto out;
 	}
-	if (cnt == STAGE_OWN_MAX) {
+	/* The lowest free slot: one that sl_stage_reap released, or a new one. */
+	for (slot = 0; slot < cnt && st->threads[slot] != NULL; slot++)
+		continue;
+	if (slot == STAGE_OWN_MAX) {
 		rc = -ENOSPC;
 		goto out;
 	}
-	t = stage_thread_new(st, cnt, name);
+	t = stage_thread_new(st, slot, name);
 	t->own_fn = fn;
 	t->thread_arg = thread_arg;
 	rc = -pthread_create(&t->tid, NULL, stage_own_main, t);
 	if (rc != 0)
 		goto fail_create;
 	t->has_tid = true;
-	st->threads[cnt] = t;
-	/* Readers (stats, sl_stage_thread) load the count, then the slot. */
-	__atomic_store_n(&st->thread_cnt, cnt + 1, __ATOMIC_RELEASE);
+	st->threads[slot] = t;
+	if (slot == cnt)
+		__atomic_store_n(&st->thread_cnt, cnt + 1, __ATOMIC_RELEASE);
+	if (thread_out != NULL)
+		*thread_out = t;
 	goto out;
 
 fail_create:
 	t->magic = 0;
 	sl_free(t);
+out:
+	pthread_mutex_unlock(&st->start_lock);
+	return rc;
+}
+
+int
+sl_stage_reap(struct sl_stage *st, struct sl_thread *t)
+{
+	int rc = 0;
+
+	SL_CHECK_OBJ(st, SL_STAGE_MAGIC);
+	SL_CHECK_OBJ(t, SL_THREAD_MAGIC);
+	SL_ASSERT(st->def->kind == SL_STAGE_OWN && t->st == st && t != stage_self);
+	pthread_mutex_lock(&st->start_lock);
+	if (st->is_own_closed) {
+		rc = -ESHUTDOWN;
+		goto out;
+	}
+	SL_ASSERT(st->threads[t->idx] == t && t->has_tid && !t->is_reaping);
+	t->is_reaping = true;
+	st->own_reap_cnt++;
+	/* Join without the lock: spawns, stats and the stop go on meanwhile. */
+	pthread_mutex_unlock(&st->start_lock);
+	pthread_join(t->tid, NULL);
+	pthread_mutex_lock(&st->start_lock);
+	t->has_tid = false;
+	st->threads[t->idx] = NULL;
+	st->own_reap_cnt--;
+	pthread_cond_broadcast(&st->start_cond); /* a stop may wait for us */
+	stage_thread_free(t);
 out:
 	pthread_mutex_unlock(&st->start_lock);
 	return rc;
@@ -1106,8 +1154,15 @@ sl_stage_thread_cnt(const struct sl_stage *st)
 struct sl_thread *
 sl_stage_thread(struct sl_stage *st, unsigned i)
 {
+	struct sl_thread *t;
+
 	SL_ASSERT(i < sl_stage_thread_cnt(st));
-	return st->threads[i];
+	if (st->def->kind != SL_STAGE_OWN)
+		return st->threads[i];
+	pthread_mutex_lock(&st->start_lock);
+	t = st->threads[i];
+	pthread_mutex_unlock(&st->start_lock);
+	return t;
 }
 
 void
@@ -1115,12 +1170,22 @@ sl_stage_stats(const struct sl_stage *st, struct sl_stage_stats *out)
 {
 	const struct sl_thread *t;
 	uint64_t deq;
-	unsigned i;
+	unsigned i, cnt = sl_stage_thread_cnt(st);
+	bool is_own = st->def->kind == SL_STAGE_OWN;
 
 	memset(out, 0, sizeof(*out));
-	out->thread_cnt = sl_stage_thread_cnt(st);
-	for (i = 0; i < out->thread_cnt; i++) {
+	/*
+	 * An OWN member may be reaped (freed) meanwhile: read its slots
+	 * locked.  The lock is not part of the stage's value: casting the
+	 * const away is how a const reader takes it.
+	 */
+	if (is_own)
+		pthread_mutex_lock((pthread_mutex_t *)&st->start_lock);
+	for (i = 0; i < cnt; i++) {
 		t = st->threads[i];
+		if (t == NULL)
+			continue;
+		out->thread_cnt++;
 		/* Dequeued first: the enqueue count read after it is never smaller. */
 		deq = __atomic_load_n(&t->q_deq, __ATOMIC_ACQUIRE);
 		out->queue_depth += __atomic_load_n(&t->q_enq, __ATOMIC_ACQUIRE) - deq;
@@ -1128,4 +1193,6 @@ sl_stage_stats(const struct sl_stage *st, struct sl_stage_stats *out)
 		out->busy_ns += __atomic_load_n(&t->busy_ns, __ATOMIC_RELAXED);
 		out->busy_cnt += __atomic_load_n(&t->is_busy, __ATOMIC_RELAXED) != 0;
 	}
+	if (is_own)
+		pthread_mutex_unlock((pthread_mutex_t *)&st->start_lock);
 }

@@ -11,7 +11,8 @@
  *                  uv_async_send, and the stage adds its own handles (sockets,
  *                  timers) to the thread's loop in thread_init;
  *   SL_STAGE_OWN   the runtime starts no threads; the stage makes its own with
- *                  sl_stage_spawn() (accept threads blocking in accept4).
+ *                  sl_stage_spawn() (accept threads waiting for connections)
+ *                  and may end one before the stage stops with sl_stage_reap().
  *
  * Events are typed structs that start with struct sl_event (made by the
  * sending module's constructors).  sl_send() transfers ownership: afterwards
@@ -93,7 +94,8 @@ int sl_stage_start(struct sl_stage *st);
 
 /*
  * Stop: each thread finishes the events already queued, runs thread_fini and
- * exits; OWN threads are told through sl_thread_stopping() and joined.
+ * exits; OWN threads are told through sl_thread_stopping() and joined (after
+ * any sl_stage_reap already waiting for one has returned).
  * Returns when all have exited.  Stop producers before their consumers:
  * sending to a thread that has exited asserts.  A LOOP thread_fini must
  * close (uv_close) every handle the stage put on the loop; the runtime then
@@ -131,11 +133,26 @@ bool sl_stage_busy(const struct sl_stage *st);
  * 15 chars shown by ps).  It belongs to `st` for peers and counters, and
  * must return soon after sl_thread_stopping(t) becomes true (the stage may
  * also interrupt a blocking call, e.g. shutdown() a listening socket).
- * Between sl_stage_start() and sl_stage_stop(), from the main or config
- * thread.  0, -ESHUTDOWN (not running), -ENOSPC (1024 members) or -errno.
+ * Its index (sl_thread_index) is the lowest slot free: one that
+ * sl_stage_reap released is used again.  *thread_out, unless NULL, gets
+ * the member (the engine's; valid until it is reaped or the stage
+ * destroyed).  Between sl_stage_start() and sl_stage_stop(), from the main
+ * or config thread.  0, -ESHUTDOWN (not running), -ENOSPC (1024 members at
+ * once) or -errno.
  */
 int sl_stage_spawn(struct sl_stage *st, const char *name, void (*fn)(struct sl_thread *t),
-		   void *thread_arg);
+		   void *thread_arg, struct sl_thread **thread_out);
+
+/*
+ * SL_STAGE_OWN: end one member before the stage stops.  The stage first
+ * makes t's fn return by its own means (a flag of its own and a wake-up;
+ * sl_thread_stopping(t) stays false); this waits until t has exited, then
+ * frees t and releases its slot for a later sl_stage_spawn.  From the
+ * thread that spawns (never t itself), once per member; t must not wait
+ * for anything the caller holds.  0, or -ESHUTDOWN when sl_stage_stop has
+ * begun: then the stop joins t, which stays valid until sl_stage_destroy.
+ */
+int sl_stage_reap(struct sl_stage *st, struct sl_thread *t);
 
 /* The calling thread's stage thread, or NULL for other threads. */
 struct sl_thread *sl_thread_self(void);
@@ -150,12 +167,14 @@ void *sl_thread_data(const struct sl_thread *t);
 void sl_thread_set_data(struct sl_thread *t, void *data);
 void *sl_stage_arg(const struct sl_stage *st);
 const char *sl_stage_name(const struct sl_stage *st);
+/* Threads of a POOL or LOOP stage; for an OWN stage, the highest slot index
+ * in use + 1 (a slot that sl_stage_reap released reads NULL). */
 unsigned sl_stage_thread_cnt(const struct sl_stage *st);
 struct sl_thread *sl_stage_thread(struct sl_stage *st, unsigned i);
 
 /* Figures for the console `threads` command; summed over the stage's threads. */
 struct sl_stage_stats {
-	unsigned thread_cnt;
+	unsigned thread_cnt;  /* OWN: members not reaped */
 	unsigned busy_cnt;    /* threads inside handle() right now */
 	uint64_t queue_depth; /* events queued, not yet handled */
 	uint64_t ops;         /* events handled since start */

@@ -489,7 +489,7 @@ accept_spawn_range(struct sl_stage *st, struct accept_listener *l, unsigned firs
 
 		snprintf(name, sizeof(name), "acc:%s/%u", tag ? tag + 1 : l->text, k);
 		__atomic_add_fetch(&l->threads_alive, 1, __ATOMIC_ACQ_REL);
-		rc = sl_stage_spawn(st, name, accept_thread, l);
+		rc = sl_stage_spawn(st, name, accept_thread, l, NULL);
 		if (rc < 0) {
 			__atomic_sub_fetch(&l->threads_alive, 1, __ATOMIC_ACQ_REL);
 			snprintf(why, why_len, "cannot start accept thread %s: %s", name,

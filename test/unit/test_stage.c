@@ -514,8 +514,8 @@ test_own_threads(void **state)
 	st = sl_stage_create(&def, 0, NULL);
 	assert_int_equal(sl_stage_start(st), 0);
 	for (i = 0; i < 3; i++)
-		assert_int_equal(sl_stage_spawn(st, "own-poll", own_poll_fn, &own), 0);
-	assert_int_equal(sl_stage_spawn(st, "own-block", own_block_fn, NULL), 0);
+		assert_int_equal(sl_stage_spawn(st, "own-poll", own_poll_fn, &own, NULL), 0);
+	assert_int_equal(sl_stage_spawn(st, "own-block", own_block_fn, NULL, NULL), 0);
 	assert_int_equal(sl_stage_thread_cnt(st), 4);
 	assert_string_equal(sl_thread_name(sl_stage_thread(st, 3)), "own-block");
 	usleep(5000);
@@ -524,8 +524,95 @@ test_own_threads(void **state)
 	sl_stage_stop(st);
 	assert_int_equal(own.exited, 4);
 	assert_int_equal(own.errors, 0);
-	assert_int_equal(sl_stage_spawn(st, "late", own_poll_fn, &own), -ESHUTDOWN);
+	assert_int_equal(sl_stage_spawn(st, "late", own_poll_fn, &own, NULL), -ESHUTDOWN);
 	close(own.pipe_fd[0]);
+	sl_stage_destroy(st);
+}
+
+/* One member told to return by a flag of the test's own (not sl_thread_stopping). */
+struct own_member {
+	unsigned is_told; /* atomic */
+	unsigned ran;     /* atomic: fn started */
+};
+
+static void
+own_told_fn(struct sl_thread *t)
+{
+	struct own_member *m = sl_thread_arg(t);
+
+	__atomic_store_n(&m->ran, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&m->is_told, __ATOMIC_ACQUIRE) && !sl_thread_stopping(t))
+		usleep(1000);
+	__atomic_fetch_add(&own.exited, 1, __ATOMIC_RELEASE);
+}
+
+/* The live members' names by slot ("" for a free slot), for comparing. */
+static void
+own_slots(struct sl_stage *st, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < sl_stage_thread_cnt(st); i++) {
+		struct sl_thread *t = sl_stage_thread(st, i);
+
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "",
+					t ? sl_thread_name(t) : "");
+	}
+}
+
+static void
+test_own_reap(void **state)
+{
+	static const struct sl_stage_def def = { .name = "own", .kind = SL_STAGE_OWN };
+	struct own_member m[6] = { 0 };
+	struct sl_thread *t[6];
+	struct sl_stage_stats stats;
+	struct sl_stage *st;
+	char slots[128];
+
+	memset(&own, 0, sizeof(own));
+	st = sl_stage_create(&def, 0, NULL);
+	assert_int_equal(sl_stage_start(st), 0);
+	assert_int_equal(sl_stage_spawn(st, "m0", own_told_fn, &m[0], &t[0]), 0);
+	assert_int_equal(sl_stage_spawn(st, "m1", own_told_fn, &m[1], &t[1]), 0);
+	assert_int_equal(sl_stage_spawn(st, "m2", own_told_fn, &m[2], &t[2]), 0);
+	assert_int_equal(sl_thread_index(t[1]), 1);
+
+	/* Reaping waits for the member to return, then frees its slot. */
+	__atomic_store_n(&m[1].is_told, 1, __ATOMIC_RELEASE);
+	assert_int_equal(sl_stage_reap(st, t[1]), 0);
+	assert_int_equal(__atomic_load_n(&own.exited, __ATOMIC_ACQUIRE), 1);
+	own_slots(st, slots, sizeof(slots));
+	assert_string_equal(slots, "m0,,m2");
+	sl_stage_stats(st, &stats);
+	assert_int_equal(stats.thread_cnt, 2);
+
+	/* The next spawn takes the free slot; then the array grows again. */
+	assert_int_equal(sl_stage_spawn(st, "m1-again", own_told_fn, &m[3], &t[3]), 0);
+	assert_int_equal(sl_thread_index(t[3]), 1);
+	assert_int_equal(sl_stage_spawn(st, "m3", own_told_fn, &m[4], &t[4]), 0);
+	assert_int_equal(sl_thread_index(t[4]), 3);
+	own_slots(st, slots, sizeof(slots));
+	assert_string_equal(slots, "m0,m1-again,m2,m3");
+
+	/* Told before it even runs: reaping still waits for it to have run. */
+	__atomic_store_n(&m[5].is_told, 1, __ATOMIC_RELEASE);
+	assert_int_equal(sl_stage_spawn(st, "m4", own_told_fn, &m[5], &t[5]), 0);
+	assert_int_equal(sl_stage_reap(st, t[5]), 0);
+	assert_int_equal(__atomic_load_n(&m[5].ran, __ATOMIC_ACQUIRE), 1);
+	__atomic_store_n(&m[2].is_told, 1, __ATOMIC_RELEASE);
+	assert_int_equal(sl_stage_reap(st, t[2]), 0);
+	assert_int_equal(__atomic_load_n(&own.exited, __ATOMIC_ACQUIRE), 3);
+	own_slots(st, slots, sizeof(slots));
+	assert_string_equal(slots, "m0,m1-again,,m3,");
+	sl_stage_stats(st, &stats);
+	assert_int_equal(stats.thread_cnt, 3);
+
+	/* The stop joins the rest; a reap after it began is refused. */
+	sl_stage_stop(st);
+	assert_int_equal(own.exited, 6);
+	assert_int_equal(sl_stage_reap(st, t[0]), -ESHUTDOWN);
 	sl_stage_destroy(st);
 }
 
@@ -980,6 +1067,7 @@ main(void)
 		cmocka_unit_test(test_reply_to),
 		cmocka_unit_test(test_busy_limit),
 		cmocka_unit_test(test_own_threads),
+		cmocka_unit_test(test_own_reap),
 		cmocka_unit_test(test_names_find_foreach),
 		cmocka_unit_test(test_start_failure),
 		cmocka_unit_test(test_loop_handles),
