@@ -5,18 +5,24 @@
  * ECStream_Listener and Control_Listener before the daemon detaches, so a
  * busy port is a start-up error on the operator's terminal.  Each address
  * then gets `~N` accept threads (named "acc:<port>/<i>", visible in
- * /proc/PID/task/ * /comm) that block in accept4(), walk the listener's IP
- * ACL for the peer once (first match; `continue` lets the next match apply
- * on top), enforce listener_sessions and service_sessions (421 and close),
- * and hand the connection with its snapshot reference to a protocol thread.
+ * /proc/PID/task/ * /comm) that wait for a connection, accept4() it, walk
+ * the listener's IP ACL for the peer once (first match; `continue` lets the
+ * next match apply on top), enforce listener_sessions and service_sessions
+ * (421 and close), and hand the connection with its snapshot reference to a
+ * protocol thread.  A reload reconciles the listeners with the new file:
+ * kept addresses keep their socket, new ones are bound, removed ones shut
+ * down, and a changed ~N starts or ends accept threads at once.
  *
  * Unix-socket clients have no IP address: the ACL sees them as 127.0.0.1.
  * ESMTP and ECStream connections go to the protocol stage, Control
  * connections to the control stage (sluicectl).
  *
- * Threads: open/start/interrupt/close on the main thread; the accept
- * threads own nothing but the connection they are handing over.  Session
- * counters are atomics per listener (touched once per connection).
+ * Threads: open/start/interrupt/close on the main thread, reconcile on the
+ * thread that reloads (signal or control); the accept threads own nothing
+ * but the connection they are handing over.  Session counters are atomics
+ * per listener (touched once per connection).  Locks: accept_lock, then
+ * the engine's own inside sl_stage_spawn/sl_stage_reap; an accept thread
+ * takes neither, so reaping one under accept_lock cannot deadlock.
  */
 #include "config.h"
 
@@ -29,6 +35,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -45,27 +53,70 @@
 #include "stages/stages.h"
 
 /*
- * One listening address.  Allocated on its own (accept threads hold the
- * pointer) and kept until sl_accept_close(): a reload that removes it shuts
- * its socket down (accept4() fails, its threads end) and the last of its
- * threads closes the descriptor, so no thread ever accepts on a reused one.
+ * How an accept thread is stopped alone.  shutdown() of the shared socket
+ * would stop every thread of the listener (it is how a removed listener
+ * ends).  A signal can land between the thread's look at its flag and its
+ * accept4(), and is then lost.  A connection to ourselves goes to whichever
+ * thread has waited longest, usually one that stays, and would be a
+ * session.  So each thread waits in an epoll set of its own that holds the
+ * shared socket with EPOLLEXCLUSIVE (a connection wakes one waiting thread,
+ * as a blocking accept4() did: no thundering herd) and an eventfd that only
+ * this thread watches: writing it wakes that thread and no other.  The
+ * socket is non-blocking, so a thread woken with another one finds nothing
+ * (EAGAIN) instead of blocking where its eventfd cannot reach it, and a
+ * thread accepts until EAGAIN before it looks at its flag, so no connection
+ * whose wake-up it took is left waiting for the others.
+ */
+
+struct accept_listener;
+
+/*
+ * One accept thread, "acc:<port>/<k>": made under accept_lock by whoever
+ * starts it (start, reload), freed under accept_lock once its thread is
+ * reaped (a reload) or after the stage stopped (sl_accept_close).
+ */
+struct accept_worker {
+	struct accept_listener *l; /* its listener (which owns this) */
+	struct sl_thread *t;       /* its thread (the engine's) */
+	int listen_fd;             /* l->fd at the start: open while this thread lives */
+	int epoll_fd;              /* owned: listen_fd (EPOLLEXCLUSIVE) and wake_fd */
+	int wake_fd;               /* owned: eventfd, written once to stop this thread */
+	unsigned tag;              /* session id byte (accept_tag_take) */
+	uint64_t seq;              /* sessions numbered; the thread's own while it runs */
+	bool is_stopping;          /* atomic: end after the connections at hand */
+};
+
+/*
+ * One listening address.  Allocated on its own and kept until
+ * sl_accept_close().  Its descriptor is closed only when no accept thread
+ * of it is left (a reload that removes it reaps them first), so no thread
+ * ever accepts on a reused one.  Every field but the immutable rt, text
+ * and loc is accept_lock's.
  */
 struct accept_listener {
 	struct sl_listener_rt rt;
 	int fd;
-	char text[128]; /* the address as configured (normalised) */
-	unsigned thread_cnt;
-	unsigned thread_base;   /* index of its first accept thread, for session ids */
+	char text[128];         /* the address as configured (normalised) */
+	unsigned thread_cnt;    /* accept threads: workers[0..thread_cnt-1] */
+	unsigned open_threads;  /* ~N when it was opened: what starting it starts */
 	struct sl_conf_loc loc; /* where it was configured, for messages */
-	bool is_removed;        /* a reload took it out: its threads are ending */
-	unsigned threads_alive; /* atomic: accept threads still running */
+	bool is_removed;        /* a reload took it out: threads reaped, socket closed */
+	struct accept_worker *workers[SL_LISTEN_THREADS_MAX]; /* owned */
 };
 
 /* The listeners (owned); accept_lock guards the array against reloads and the stop. */
 static pthread_mutex_t accept_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct accept_listener **accept_listeners;
 static size_t accept_listener_cnt;
-static unsigned accept_thread_total; /* accept threads ever started (session id bases) */
+/*
+ * Session ids are "<start time>-<tag><sequence>".  A running accept thread
+ * holds a tag no other running one has (while fewer than 256 run), and a
+ * tag given again goes on with its last holder's sequence, so ids stay
+ * unique however often reloads end and start threads.  accept_lock.
+ */
+static bool accept_tag_is_used[256];
+static uint64_t accept_tag_seq[256];
+static unsigned accept_tag_next; /* more than 256 threads: tags are shared */
 static uint32_t accept_service_sessions[SL_LISTENER__COUNT];
 static struct sl_stage *accept_stage;
 static struct sl_stage *accept_protocol;
@@ -171,7 +222,8 @@ accept_socket(const struct sl_conf_listen_addr *a, char *why, size_t why_len)
 		}
 		break;
 	}
-	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: see "How an accept thread is stopped alone". */
+	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 && family == AF_INET6 && a->family == SL_LISTEN_ANY &&
 	    a->proto == SL_LISTEN_PROTO_BOTH && errno == EAFNOSUPPORT) {
 		/* No IPv6 on this host: "*" means every IPv4 address then. */
@@ -182,7 +234,7 @@ accept_socket(const struct sl_conf_listen_addr *a, char *why, size_t why_len)
 		sin->sin_port = htons(a->port);
 		family = AF_INET;
 		len = sizeof(*sin);
-		fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	}
 	if (fd < 0) {
 		rc = -errno;
@@ -239,7 +291,7 @@ accept_listener_new(const struct sl_conf_listen_addr *a, char *why, size_t why_l
 	l->rt.service_sessions = &accept_service_sessions[a->kind];
 	snprintf(l->text, sizeof(l->text), "%s", a->text);
 	l->rt.name = l->text;
-	l->thread_cnt = a->accept_threads;
+	l->open_threads = a->accept_threads;
 	l->loc = a->loc;
 	accept_listeners = sl_reallocarray(accept_listeners, accept_listener_cnt + 1,
 					   sizeof(*accept_listeners));
@@ -359,9 +411,10 @@ accept_format_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
 }
 
 static void
-accept_handle(struct sl_thread *t, struct accept_listener *l, int fd,
-	      const struct sockaddr_storage *peer, socklen_t peer_len, uint64_t seq)
+accept_handle(struct accept_worker *w, int fd, const struct sockaddr_storage *peer,
+	      socklen_t peer_len)
 {
+	struct accept_listener *l = w->l;
 	struct sl_conf_snapshot *s = sl_conf_current();
 	const struct sl_conf_listen_addr *a;
 	struct sl_session_new_ev *ev;
@@ -372,8 +425,8 @@ accept_handle(struct sl_thread *t, struct accept_listener *l, int fd,
 	uint32_t n_listener, n_service;
 	char id[SL_SESSION_ID_LEN];
 
-	snprintf(id, sizeof(id), "%08" PRIX32 "-%02X%010" PRIX64, accept_start_time,
-		 (l->thread_base + sl_thread_index(t)) & 0xff, seq & (uint64_t)0xffffffffff);
+	snprintf(id, sizeof(id), "%08" PRIX32 "-%02X%010" PRIX64, accept_start_time, w->tag,
+		 ++w->seq & (uint64_t)0xffffffffff);
 	a = s ? accept_find_addr(s, l) : NULL;
 	if (a == NULL) {
 		/* Removed by a reload. */
@@ -431,87 +484,189 @@ accept_handle(struct sl_thread *t, struct accept_listener *l, int fd,
 	sl_send(l->rt.kind == SL_LISTENER_CONTROL ? accept_control : accept_protocol, &ev->ev);
 }
 
-static void
-accept_thread(struct sl_thread *t)
+/*
+ * Accept until nothing waits (EAGAIN).  -1 when the socket is shut down
+ * (EINVAL: its listener was removed, or sluiced stops).
+ */
+static int
+accept_drain(struct accept_worker *w)
 {
-	struct accept_listener *l = sl_thread_arg(t);
-	uint64_t seq = 0;
+	int rc = 0;
 
-	SL_CHECK_OBJ(&l->rt, SL_LISTENER_RT_MAGIC);
-	while (!sl_thread_stopping(t)) {
-		struct sockaddr_storage peer;
+	for (;;) {
+		struct sockaddr_storage peer = { .ss_family = AF_UNSPEC };
 		socklen_t plen = sizeof(peer);
-		int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen,
+		int fd = accept4(w->listen_fd, (struct sockaddr *)&peer, &plen,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (sl_thread_stopping(t) || errno == EINVAL || errno == EBADF)
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
-			if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN ||
-			    errno == EPROTO || errno == ENETDOWN || errno == EHOSTUNREACH)
+			if (errno == EINVAL || errno == EBADF) {
+				rc = -1;
+				break;
+			}
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO ||
+			    errno == ENETDOWN || errno == EHOSTUNREACH)
 				continue;
 			/* Out of descriptors or memory: back off instead of spinning. */
-			sl_log_err("accept on %s: %s", l->text, strerror(errno));
+			sl_log_err("accept on %s: %s", w->l->text, strerror(errno));
 			nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
-			continue;
+			break;
 		}
 		if (peer.ss_family != AF_UNIX) {
 			int on = 1;
 
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 		}
-		accept_handle(t, l, fd, &peer, plen, ++seq);
+		accept_handle(w, fd, &peer, plen);
 	}
-	/* A listener a reload removed: its last thread closes the socket. */
-	if (__atomic_sub_fetch(&l->threads_alive, 1, __ATOMIC_ACQ_REL) == 0 &&
-	    __atomic_load_n(&l->is_removed, __ATOMIC_ACQUIRE)) {
-		pthread_mutex_lock(&accept_lock);
-		if (l->fd >= 0) {
-			close(l->fd);
-			l->fd = -1;
-			if (l->text[0] == '/')
-				unlink(l->text);
-		}
-		pthread_mutex_unlock(&accept_lock);
+	return rc;
+}
+
+static void
+accept_thread(struct sl_thread *t)
+{
+	struct accept_worker *w = sl_thread_arg(t);
+
+	SL_CHECK_OBJ(&w->l->rt, SL_LISTENER_RT_MAGIC);
+	while (!__atomic_load_n(&w->is_stopping, __ATOMIC_ACQUIRE) && !sl_thread_stopping(t)) {
+		struct epoll_event evs[2];
+
+		/* The socket has a connection, or wake_fd says stop. */
+		if (epoll_wait(w->epoll_fd, evs, 2, -1) < 0)
+			SL_ASSERT(errno == EINTR);
+		if (accept_drain(w) != 0)
+			break;
 	}
 }
 
-/* Start accept threads first..last-1 of `l`.  0, or -1 with why set. */
+/* Give w a session id tag (see accept_tag_is_used). */
+static void
+accept_tag_take(struct accept_worker *w)
+{
+	unsigned tag = 0;
+
+	while (tag < 256 && accept_tag_is_used[tag])
+		tag++;
+	if (tag == 256)
+		tag = accept_tag_next++ & 0xff;
+	accept_tag_is_used[tag] = true;
+	w->tag = tag;
+	w->seq = accept_tag_seq[tag];
+}
+
+/* After w's thread ended: its tag goes back with the sequence reached. */
+static void
+accept_tag_put(struct accept_worker *w)
+{
+	accept_tag_is_used[w->tag] = false;
+	if (w->seq > accept_tag_seq[w->tag])
+		accept_tag_seq[w->tag] = w->seq;
+}
+
+static void
+accept_worker_free(struct accept_worker *w)
+{
+	if (w == NULL)
+		return;
+	if (w->epoll_fd >= 0)
+		close(w->epoll_fd);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	sl_free(w);
+}
+
+/* Start accept thread k of `l` (accept_lock held).  0, or -1 with why set. */
 static int
-accept_spawn_range(struct sl_stage *st, struct accept_listener *l, unsigned first, unsigned last,
-		   char *why, size_t why_len)
+accept_worker_start(struct accept_listener *l, unsigned k, char *why, size_t why_len)
 {
 	const char *tag = strrchr(l->text, l->text[0] == '/' ? '/' : ':');
+	struct accept_worker *w = SL_NEW(w);
+	struct epoll_event sock_ev = { .events = EPOLLIN | EPOLLEXCLUSIVE };
+	struct epoll_event wake_ev = { .events = EPOLLIN };
+	char name[160];
+	int rc = 0;
 
-	for (unsigned k = first; k < last; k++) {
-		char name[160];
-		int rc;
-
-		snprintf(name, sizeof(name), "acc:%s/%u", tag ? tag + 1 : l->text, k);
-		__atomic_add_fetch(&l->threads_alive, 1, __ATOMIC_ACQ_REL);
-		rc = sl_stage_spawn(st, name, accept_thread, l, NULL);
-		if (rc < 0) {
-			__atomic_sub_fetch(&l->threads_alive, 1, __ATOMIC_ACQ_REL);
-			snprintf(why, why_len, "cannot start accept thread %s: %s", name,
-				 strerror(-rc));
-			return -1;
-		}
+	SL_ASSERT(k < SL_LISTEN_THREADS_MAX && l->workers[k] == NULL && l->fd >= 0);
+	snprintf(name, sizeof(name), "acc:%s/%u", tag ? tag + 1 : l->text, k);
+	w->l = l;
+	w->listen_fd = l->fd;
+	w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->epoll_fd < 0)
+		rc = -errno;
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (rc == 0 && w->wake_fd < 0)
+		rc = -errno;
+	if (rc == 0 && (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->listen_fd, &sock_ev) != 0 ||
+			epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->wake_fd, &wake_ev) != 0))
+		rc = -errno;
+	if (rc != 0)
+		goto fail;
+	accept_tag_take(w);
+	rc = sl_stage_spawn(accept_stage, name, accept_thread, w, &w->t);
+	if (rc < 0) {
+		accept_tag_put(w);
+		goto fail;
 	}
+	l->workers[k] = w;
 	return 0;
+fail:
+	snprintf(why, why_len, "cannot start accept thread %s: %s", name, strerror(-rc));
+	accept_worker_free(w);
+	return -1;
 }
 
-/* Start the accept threads of a new listener. */
-static int
-accept_spawn(struct sl_stage *st, struct accept_listener *l, char *why, size_t why_len)
+/* Tell w's thread to end and wake it; the other threads of its listener sleep on. */
+static void
+accept_worker_stop(struct accept_worker *w)
 {
-	l->thread_base = accept_thread_total;
-	accept_thread_total += l->thread_cnt;
-	return accept_spawn_range(st, l, 0, l->thread_cnt, why, why_len);
+	uint64_t one = 1;
+
+	__atomic_store_n(&w->is_stopping, true, __ATOMIC_RELEASE);
+	/* Adding 1 to an eventfd fails only when its counter would overflow. */
+	if (write(w->wake_fd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+		sl_log_err("waking %s: %s", sl_thread_name(w->t), strerror(errno));
+}
+
+/*
+ * Set the accept threads of `l` to `want` (accept_lock held): start the
+ * missing ones, or stop the surplus (threads want.. end after the
+ * connections at hand; the socket stays open and threads 0..want-1 keep
+ * accepting), wait for them and release their slots.  0, or -1 with why
+ * set when a thread cannot be started (those that could run).  A stage that
+ * is stopping ends the surplus itself; sl_accept_close frees them then.
+ */
+static int
+accept_set_threads(struct accept_listener *l, unsigned want, char *why, size_t why_len)
+{
+	int rc = 0;
+
+	SL_ASSERT(want <= SL_LISTEN_THREADS_MAX);
+	while (l->thread_cnt < want && rc == 0) {
+		rc = accept_worker_start(l, l->thread_cnt, why, why_len);
+		if (rc == 0)
+			l->thread_cnt++;
+	}
+	for (unsigned k = want; k < l->thread_cnt; k++)
+		accept_worker_stop(l->workers[k]);
+	while (l->thread_cnt > want) {
+		struct accept_worker *w = l->workers[l->thread_cnt - 1];
+
+		if (sl_stage_reap(accept_stage, w->t) != 0)
+			break;
+		accept_tag_put(w);
+		accept_worker_free(w);
+		l->workers[--l->thread_cnt] = NULL;
+	}
+	return rc;
 }
 
 int
 sl_accept_start(struct sl_stage *st, char *why, size_t why_len)
 {
+	int rc = 0;
+
 	accept_protocol = sl_stage_find("protocol");
 	accept_control = sl_stage_find("control");
 	SL_ASSERT(accept_protocol != NULL && accept_control != NULL);
@@ -519,17 +674,42 @@ sl_accept_start(struct sl_stage *st, char *why, size_t why_len)
 	accept_counter_accepted = sl_counter_register("accept.sessions");
 	accept_counter_refused = sl_counter_register("accept.refused");
 	accept_stage = st;
-	for (size_t i = 0; i < accept_listener_cnt; i++)
-		if (accept_spawn(st, accept_listeners[i], why, why_len) != 0)
-			return -1;
-	return 0;
+	pthread_mutex_lock(&accept_lock);
+	for (size_t i = 0; i < accept_listener_cnt && rc == 0; i++)
+		rc = accept_set_threads(accept_listeners[i], accept_listeners[i]->open_threads, why,
+					why_len);
+	pthread_mutex_unlock(&accept_lock);
+	return rc;
+}
+
+/* A reload took `l` out (accept_lock held): end its threads, then close it. */
+static void
+accept_remove(struct accept_listener *l)
+{
+	l->is_removed = true;
+	/* Told before the shutdown: a shut Unix socket stays readable, and a
+	 * thread not told yet would go round on it.  Telling twice is harmless. */
+	for (unsigned k = 0; k < l->thread_cnt; k++)
+		accept_worker_stop(l->workers[k]);
+	/* Connections waiting in the backlog are refused; accept4() fails. */
+	shutdown(l->fd, SHUT_RD);
+	(void)accept_set_threads(l, 0, NULL, 0);
+	if (l->thread_cnt == 0) {
+		close(l->fd);
+		l->fd = -1;
+		if (l->text[0] == '/')
+			unlink(l->text);
+	}
+	sl_log_notice("listener %s (%s) removed by the reload", l->text,
+		      sl_listener_kind_name(l->rt.kind));
 }
 
 /*
  * After a reload: listeners the new configuration keeps go on untouched
- * (their sockets, so no connection is refused); new ones are bound and get
- * their threads; removed ones are shut down.  0, or -1 with why naming the
- * first address that could not be bound (the others are applied).
+ * (their sockets, so no connection is refused) with the new ~N; new ones
+ * are bound and get their threads; removed ones are shut down.  0, or -1
+ * with why naming the first address that could not be bound or thread
+ * that could not start (the rest is applied).
  */
 int
 sl_accept_reconcile(const struct sl_conf_snapshot *s, char *why, size_t why_len)
@@ -541,29 +721,25 @@ sl_accept_reconcile(const struct sl_conf_snapshot *s, char *why, size_t why_len)
 	for (size_t i = 0; i < accept_listener_cnt; i++) {
 		struct accept_listener *l = accept_listeners[i];
 		const struct sl_conf_listen_addr *a = l->is_removed ? NULL : accept_find_addr(s, l);
+		unsigned was = l->thread_cnt;
 
 		if (l->is_removed)
 			continue;
-		if (a != NULL && !a->is_disabled) {
-			/* Kept.  A larger ~N starts more accept threads now. */
-			if (a->accept_threads > l->thread_cnt &&
-			    accept_spawn_range(accept_stage, l, l->thread_cnt, a->accept_threads,
-					       err, sizeof(err)) == 0) {
-				sl_log_notice("listener %s: %u accept threads now", l->text,
-					      a->accept_threads);
-				l->thread_cnt = a->accept_threads;
-			} else if (a->accept_threads < l->thread_cnt) {
-				sl_log_notice(
-					"listener %s keeps its %u accept threads until the next "
-					"start",
-					l->text, l->thread_cnt);
-			}
+		if (a == NULL || a->is_disabled) {
+			accept_remove(l);
 			continue;
 		}
-		__atomic_store_n(&l->is_removed, true, __ATOMIC_RELEASE);
-		shutdown(l->fd, SHUT_RD); /* its accept4() calls fail: the threads end */
-		sl_log_notice("listener %s (%s) removed by the reload", l->text,
-			      sl_listener_kind_name(l->rt.kind));
+		/* Kept; a changed ~N applies now. */
+		if (a->accept_threads == was)
+			continue;
+		if (accept_set_threads(l, a->accept_threads, err, sizeof(err)) != 0) {
+			sl_log_err("reload: %s", err);
+			if (rc == 0)
+				snprintf(why, why_len, "%s", err);
+			rc = -1;
+		}
+		sl_log_notice("listener %s: %u accept threads (was %u)", l->text, l->thread_cnt,
+			      was);
 	}
 	for (int k = 0; k < SL_LISTENER__COUNT; k++) {
 		const union sl_conf_val *v = sl_conf_global(s, accept_opts[k]);
@@ -582,7 +758,8 @@ sl_accept_reconcile(const struct sl_conf_snapshot *s, char *why, size_t why_len)
 			if (is_known)
 				continue;
 			l = accept_listener_new(a, err, sizeof(err));
-			if (l == NULL || accept_spawn(accept_stage, l, err, sizeof(err)) != 0) {
+			if (l == NULL ||
+			    accept_set_threads(l, a->accept_threads, err, sizeof(err)) != 0) {
 				sl_log_err("reload: %s", err);
 				if (rc == 0)
 					snprintf(why, why_len, "%s", err);
@@ -600,11 +777,16 @@ sl_accept_reconcile(const struct sl_conf_snapshot *s, char *why, size_t why_len)
 void
 sl_accept_interrupt(void)
 {
-	/* accept4() returns EINVAL on a socket shut down for reading. */
 	pthread_mutex_lock(&accept_lock);
-	for (size_t i = 0; i < accept_listener_cnt; i++)
-		if (accept_listeners[i]->fd >= 0)
-			shutdown(accept_listeners[i]->fd, SHUT_RD);
+	for (size_t i = 0; i < accept_listener_cnt; i++) {
+		struct accept_listener *l = accept_listeners[i];
+
+		for (unsigned k = 0; k < l->thread_cnt; k++)
+			accept_worker_stop(l->workers[k]);
+		/* Connections waiting in the backlog are refused; accept4() fails. */
+		if (l->fd >= 0)
+			shutdown(l->fd, SHUT_RD);
+	}
 	pthread_mutex_unlock(&accept_lock);
 }
 
@@ -615,6 +797,9 @@ sl_accept_close(void)
 	for (size_t i = 0; i < accept_listener_cnt; i++) {
 		struct accept_listener *l = accept_listeners[i];
 
+		/* The stage has stopped: every thread has ended. */
+		for (unsigned k = 0; k < l->thread_cnt; k++)
+			accept_worker_free(l->workers[k]);
 		if (l->fd >= 0) {
 			close(l->fd);
 			if (l->text[0] == '/')

@@ -5,8 +5,8 @@ Inside a private network namespace, sluiced relays to Postfix's smtp-sink
 (the Gateway).  sluice-bench injects 20,000 messages (10,000 under a
 sanitizer) over 50 concurrent SMTP sessions while sluicectl reloads the
 configuration 100 times, alternating two valid files that differ in the
-banner, a personality limit and one listener (port B exists only in the
-second):
+banner, a personality limit, one listener (port B exists only in the
+second) and the accept threads of port A (~1, ~3):
   - zero failed transactions: every message got its 250, none refused,
     none lost (sluice-bench's count), no connection refused;
   - zero lost messages: the sink has every one;
@@ -14,7 +14,10 @@ second):
   - a session opened before the reloads keeps its banner and still
     delivers a message after them; a new session sees the last file's
     banner; port B follows the files (open after the second, closed after
-    the first).
+    the first);
+  - ~N follows the files: raising ~1 to ~3 starts acc:<port>/1 and /2,
+    lowering it to ~1 ends them (the socket stays open: a new connection
+    gets its banner), raising it to ~2 starts a fresh acc:<port>/1.
 """
 import os
 import socket
@@ -80,7 +83,7 @@ th = threading.Thread(target=inject)
 th.start()
 failed = []
 for i in range(RELOADS):
-    d.write_conf(conf('two' if i % 2 == 0 else 'one'))
+    d.write_conf(conf('two', threads=3) if i % 2 == 0 else conf('one'))
     r = subprocess.run([CTL, '-s', sock, 'config', 'reload'], capture_output=True, timeout=60)
     if r.returncode != 0:
         failed.append((i, r.stdout.decode() + r.stderr.decode()))
@@ -127,6 +130,27 @@ subprocess.run([CTL, '-s', sock, 'config', 'reload'], capture_output=True, timeo
 ok(t.wait_for(lambda: len([n for n in d.threads() if n.startswith('acc:%d/' % A)]) == 3,
               timeout=10), 'a reload raising ~1 to ~3 starts two more accept threads',
    sorted(n for n in d.threads() if n.startswith('acc:')))
+
+
+def acc_threads():
+    return sorted(n for n in d.threads() if n.startswith('acc:%d/' % A))
+
+
+d.write_conf(conf('two', threads=1))
+r = subprocess.run([CTL, '-s', sock, 'config', 'reload'], capture_output=True, timeout=60)
+is_(r.returncode, 0, 'the reload lowering ~N succeeds')
+ok(t.wait_for(lambda: acc_threads() == ['acc:%d/0' % A], timeout=10),
+   'a reload lowering ~3 to ~1 ends acc:%d/1 and /2, acc:%d/0 stays' % (A, A), acc_threads())
+fresh = t.Client(A)
+ok(fresh.banner is not None and fresh.banner.code == 220,
+   'the remaining accept thread still serves a new connection', fresh.banner)
+fresh.close()
+d.write_conf(conf('two', threads=2))
+subprocess.run([CTL, '-s', sock, 'config', 'reload'], capture_output=True, timeout=60)
+ok(t.wait_for(lambda: acc_threads() == ['acc:%d/0' % A, 'acc:%d/1' % A], timeout=10),
+   'raising ~1 to ~2 again starts a fresh acc:%d/1' % A, acc_threads())
+ok(d.wait_log('paniclog', r'listener 127\.0\.0\.1:%d: 1 accept threads \(was 3\)' % A,
+              timeout=10), 'the paniclog has the notice of the lowered ~N')
 rs = t.send_message(old, 'from@src.test', ['old@sink.example'],
                     t.message('old session') + b'.\r\n', ehlo=False)
 ok(rs[-1] is not None and rs[-1].code == 250, 'the session opened before the reloads still '
