@@ -1,0 +1,164 @@
+#!/bin/bash
+# test/bench/reload-bench.sh - what a configuration reload per second costs
+# the acceptance rate and the DATA-to-250 latency (a benchmark, not a test).
+#
+#   reload-bench.sh [--record] [-n N] [-s SESSIONS] [-l BYTES] [-r PAIRS]
+#
+# sluiced (fsync on, relaying to sluice-bench's sink on 127.0.0.2) takes N
+# messages of BYTES from sluice-bench over SESSIONS concurrent sessions, one
+# message per connection, PAIRS times without reloads and PAIRS times with
+# `sluicectl config reload` once a second while the messages flow,
+# alternating (plain, reload, plain, ...) so the machine's noise hits both
+# alike.  The reloads alternate two valid files that differ in the banner
+# and a limit.  Per run: accept_mps and p99 latency from sluice-bench;
+# then the medians per mode, the throughput cost of reloading in percent
+# and the p99 ratio.  Everything runs inside one private network namespace
+# with only loopback; each injection is bounded (-T) and everything started
+# is stopped on exit.  With --record the figures and the command are
+# appended to BENCHMARKS.md.
+set -u
+top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+top_builddir=${top_builddir:-$top_srcdir}
+SLUICED=$top_builddir/sluiced
+CTL=$top_builddir/sluicectl
+BENCH=$top_builddir/sluice-bench
+record=no N=100000 S=50 L=1024 PAIRS=3 PORT=2533 SINK=2534
+args=("$@")
+while [ $# -gt 0 ]; do
+	case $1 in
+	--record) record=yes ;;
+	-n) N=$2; shift ;;
+	-s) S=$2; shift ;;
+	-l) L=$2; shift ;;
+	-r) PAIRS=$2; shift ;;
+	*) sed -n '2,19p' "$0"; exit 2 ;;
+	esac
+	shift
+done
+
+if [ "${SL_BENCH_NETNS:-}" != 1 ]; then
+	exec env SL_BENCH_NETNS=1 unshare -n -- bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "${args[@]}"
+fi
+
+for b in "$SLUICED" "$CTL" "$BENCH"; do
+	[ -x "$b" ] || { echo "reload-bench: $b not built" >&2; exit 2; }
+done
+work=$(mktemp -d /var/tmp/sluice-reload-bench.XXXXXX)
+SL_PID='' SINK_PID='' RL_PID=''
+cleanup() {
+	[ -n "$RL_PID" ] && kill "$RL_PID" 2>/dev/null
+	[ -n "$SL_PID" ] && kill -9 "$SL_PID" 2>/dev/null
+	[ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 3' INT TERM
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+wait_port() { # ADDR PORT SECONDS
+	local end=$(( $(date +%s) + $3 ))
+	until port_open "$1" "$2"; do
+		[ "$(date +%s)" -ge "$end" ] && return 1
+		sleep 0.05
+	done
+}
+
+conf() { # DIR BANNER LIMIT
+	cat <<EOF
+ESMTP_Listener = ( 127.0.0.1:$PORT,1024 [ 127.0.0.0/8 = ( relay_for_sending_domains
+  personality [ banner_hostname = "$2" max_recipients_per_message = $3 ] ) ] )
+Control_Listener = ( "$1/control.sock" [ 0.0.0.0/0 = ( ALWAYS-ALLOW ) ] )
+Gateway = "127.0.0.2:$SINK"
+SpoolBase = "$1/spool"
+Pidfile = "$1/sluiced.pid"
+ec_logger { mainlog = "$1/mainlog.ec" rejectlog = "$1/rejectlog.ec" paniclog = "$1/paniclog.ec" }
+EOF
+}
+
+# reloader DIR: rewrite the file and reload through the console once a second.
+reloader() {
+	local d=$1 i=0
+	while :; do
+		sleep 1
+		i=$((i + 1))
+		if [ $((i % 2)) -eq 1 ]; then conf "$d" two.bench 60; else conf "$d" one.bench 50; fi >"$d/sluice.conf.new"
+		mv "$d/sluice.conf.new" "$d/sluice.conf"
+		"$CTL" -s "$d/control.sock" config reload >>"$d/reloads" 2>&1 || echo FAILED >>"$d/reloads"
+	done
+}
+
+"$BENCH" sink -H 127.0.0.2 -p "$SINK" -T 3600 >"$work/sink.out" 2>&1 &
+SINK_PID=$!
+wait_port 127.0.0.2 "$SINK" 30 || { echo "reload-bench: the sink did not start" >&2; exit 1; }
+
+run() { # MODE RUN
+	local d=$work/$1-$2 out reloads
+	mkdir -p "$d"
+	conf "$d" one.bench 50 >"$d/sluice.conf"
+	"$SLUICED" -F -c "$d/sluice.conf" -d notice 2>"$d/stderr" &
+	SL_PID=$!
+	wait_port 127.0.0.1 "$PORT" 30 || { echo "sluiced did not start: $(cat "$d/stderr")" >&2; exit 1; }
+	if [ "$1" = reload ]; then
+		reloader "$d" &
+		RL_PID=$!
+	fi
+	out=$("$BENCH" inject -H 127.0.0.1 -p "$PORT" -n "$N" -s "$S" -l "$L" -t rcpt@sink.example -T 300)
+	if [ -n "$RL_PID" ]; then
+		kill "$RL_PID" 2>/dev/null
+		wait "$RL_PID" 2>/dev/null
+		RL_PID=
+	fi
+	kill -TERM "$SL_PID"
+	wait "$SL_PID" 2>/dev/null
+	SL_PID=
+	reloads=$(grep -c 'generation' "$d/reloads" 2>/dev/null)
+	[ -f "$d/reloads" ] && grep -q FAILED "$d/reloads" && reloads="$reloads(some FAILED)"
+	echo "mode=$1 run=$2 reloads=${reloads:-0} $(echo "$out" | tr ' ' '\n' |
+		grep -E '^(accepted|refused|errors|elapsed_s|accept_mps|lat_p50_us|lat_p99_us|status)=' | tr '\n' ' ')"
+	rm -rf "$d/spool"
+}
+
+results=$work/results
+for ((r = 1; r <= PAIRS; r++)); do
+	run plain "$r" | tee -a "$results"
+	run reload "$r" | tee -a "$results"
+done
+
+# Medians per mode, the cost of reloading, the p99 ratio.
+awk '
+function median(a, n,   i, j, t) {
+	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{
+	m = ""; mps = ""; p99 = ""
+	for (i = 1; i <= NF; i++) {
+		split($i, kv, "=")
+		if (kv[1] == "mode") m = kv[2]
+		if (kv[1] == "accept_mps") mps = kv[2]
+		if (kv[1] == "lat_p99_us") p99 = kv[2]
+	}
+	if (m == "" || mps == "") next
+	n[m]++; M[m, n[m]] = mps; P[m, n[m]] = p99
+}
+END {
+	for (m in n) {
+		for (i = 1; i <= n[m]; i++) { a[i] = M[m, i]; b[i] = P[m, i] }
+		med_mps[m] = median(a, n[m]); med_p99[m] = median(b, n[m])
+		printf "median mode=%s runs=%d accept_mps=%.0f lat_p99_us=%.0f\n", m, n[m], med_mps[m], med_p99[m]
+	}
+	if (med_mps["plain"] > 0 && med_p99["plain"] > 0)
+		printf "reload cost: throughput %.1f%%, p99 x%.2f (goal: under 5%% and under x2)\n",
+			(med_mps["plain"] - med_mps["reload"]) * 100 / med_mps["plain"],
+			med_p99["reload"] / med_p99["plain"]
+}' "$results" | tee -a "$results"
+
+if [ "$record" = yes ]; then
+	# shellcheck disable=SC2034 # read by lib.sh
+	top=$top_srcdir
+	. "$top_srcdir/test/bench/lib.sh"
+	bench_record "Configuration reload under load (one reload per second)" "$results" \
+		"run: \`test/bench/reload-bench.sh ${args[*]}\` (sluice-bench inject -n $N -s $S -l $L, one connection per message, fsync on, relaying to sluice-bench sink; reloads through sluicectl config reload, inside unshare -n)" \
+		"reload cost = (plain - reload) / plain of the median accept_mps; positive: reloading is slower"
+fi
