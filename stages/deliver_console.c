@@ -282,12 +282,30 @@ dlc_parse(int argc, char **argv, struct dlc_query *q, struct sl_buf *err)
 
 /* ------------------------------------------------------------ on a delivery thread */
 
-/* The thread's queues that match (a copy: actions may change the table). */
+/*
+ * The thread's queues that match (a copy: actions may change the table),
+ * by domain then binding, each with its delayed jobs (a copy, in
+ * next-attempt order), found in one pass over the delay heap.
+ */
 struct dlc_pick {
 	const struct dlc_query *q;
 	struct dl_queue **v;
-	size_t cnt;
+	size_t cnt, cap;
+	struct dlc_jobv {
+		struct dl_job **v;
+		size_t cnt, cap;
+	} * delayed; /* per picked queue */
 };
+
+static void
+dlc_push(void ***v, size_t *cnt, size_t *cap, void *x)
+{
+	if (*cnt == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		*v = sl_reallocarray(*v, *cap, sizeof(**v));
+	}
+	(*v)[(*cnt)++] = x;
+}
 
 static bool
 dlc_queue_matches(const struct dlc_query *q, const struct dl_queue *dq)
@@ -304,10 +322,9 @@ dlc_pick_cb(struct sl_hnode *n, void *arg)
 	struct dlc_pick *p = arg;
 	struct dl_queue *dq = (struct dl_queue *)n;
 
-	if (!dlc_queue_matches(p->q, dq))
-		return;
-	p->v = sl_reallocarray(p->v, p->cnt + 1, sizeof(*p->v));
-	p->v[p->cnt++] = dq;
+	dq->console_slot = 0;
+	if (dlc_queue_matches(p->q, dq))
+		dlc_push((void ***)&p->v, &p->cnt, &p->cap, dq);
 }
 
 static int
@@ -319,36 +336,51 @@ dlc_queue_cmp(const void *a, const void *b)
 	return c != 0 ? c : strcmp(x->binding, y->binding);
 }
 
+static int
+dlc_job_cmp(const void *a, const void *b)
+{
+	const struct dl_job *x = *(struct dl_job *const *)a, *y = *(struct dl_job *const *)b;
+
+	return x->next_attempt_ms < y->next_attempt_ms ? -1
+						       : x->next_attempt_ms > y->next_attempt_ms;
+}
+
 static void
 dlc_pick(struct dl_thread *dt, const struct dlc_query *q, struct dlc_pick *p)
 {
+	memset(p, 0, sizeof(*p));
 	p->q = q;
-	p->v = NULL;
-	p->cnt = 0;
 	sl_htable_foreach(&dt->queues, dlc_pick_cb, p);
 	if (p->cnt > 1)
 		qsort(p->v, p->cnt, sizeof(*p->v), dlc_queue_cmp);
-}
-
-/* The delayed jobs of queue dq (a copy, in next-attempt order). */
-static size_t
-dlc_delayed_of(struct dl_thread *dt, const struct dl_queue *dq, const char *qid,
-	       struct dl_job ***out)
-{
-	struct dl_job **v = NULL;
-	size_t cnt = 0;
-
+	p->delayed = sl_calloc(p->cnt + 1, sizeof(*p->delayed));
+	for (size_t k = 0; k < p->cnt; k++)
+		p->v[k]->console_slot = k + 1;
 	for (size_t i = 0; i < dt->delayed.cnt; i++) {
 		struct dl_job *job = dt->delayed.v[i];
+		size_t slot = job->q->console_slot;
 
-		if ((dq != NULL && job->q != dq) ||
-		    (qid != NULL && strcmp(job->msg->qid, qid) != 0))
-			continue;
-		v = sl_reallocarray(v, cnt + 1, sizeof(*v));
-		v[cnt++] = job;
+		if (slot != 0) {
+			struct dlc_jobv *jv = &p->delayed[slot - 1];
+
+			dlc_push((void ***)&jv->v, &jv->cnt, &jv->cap, job);
+		}
 	}
-	*out = v;
-	return cnt;
+	for (size_t k = 0; k < p->cnt; k++) {
+		p->v[k]->console_slot = 0;
+		if (p->delayed[k].cnt > 1)
+			qsort(p->delayed[k].v, p->delayed[k].cnt, sizeof(*p->delayed[k].v),
+			      dlc_job_cmp);
+	}
+}
+
+static void
+dlc_pick_free(struct dlc_pick *p)
+{
+	for (size_t k = 0; k < p->cnt; k++)
+		sl_free(p->delayed[k].v);
+	sl_free(p->delayed);
+	sl_free(p->v);
 }
 
 static void
@@ -391,8 +423,7 @@ dlc_list(struct dl_thread *dt, const struct dlc_query *q, struct dlc_part *part)
 	dlc_pick(dt, q, &p);
 	for (size_t k = 0; k < p.cnt; k++) {
 		struct dl_queue *dq = p.v[k];
-		struct dl_job **dv;
-		size_t dcnt = dlc_delayed_of(dt, dq, NULL, &dv);
+		const struct dlc_jobv *dv = &p.delayed[k];
 
 		for (struct dl_conn *c = dq->conns; c != NULL; c = c->next)
 			if (c->job != NULL && dlc_take(&seen, &shown, skip, cap))
@@ -400,13 +431,12 @@ dlc_list(struct dl_thread *dt, const struct dlc_query *q, struct dlc_part *part)
 		for (struct dl_job *job = dq->active_head; job != NULL; job = job->next)
 			if (dlc_take(&seen, &shown, skip, cap))
 				dlc_job_entry(&part->text, "active", job);
-		for (size_t i = 0; i < dcnt; i++)
+		for (size_t i = 0; i < dv->cnt; i++)
 			if (dlc_take(&seen, &shown, skip, cap))
-				dlc_job_entry(&part->text, "delayed", dv[i]);
-		sl_free(dv);
+				dlc_job_entry(&part->text, "delayed", dv->v[i]);
 	}
 	part->n[0] = seen;
-	sl_free(p.v);
+	dlc_pick_free(&p);
 }
 
 /* active/delayed: one row per queue, "domain\tC\tA\tD\tS\n"; merged per domain. */
@@ -423,7 +453,7 @@ dlc_counts(struct dl_thread *dt, const struct dlc_query *q, struct dlc_part *par
 			      dq->conn_cnt, dq->active_cnt + dq->inflight_cnt, dq->delayed_cnt,
 			      dq->delivered_cnt);
 	}
-	sl_free(p.v);
+	dlc_pick_free(&p);
 }
 
 static void
@@ -497,7 +527,7 @@ dlc_domain(struct dl_thread *dt, const struct dlc_query *q, struct dlc_part *par
 				      ++n, c->ip, c->host, dl_conn_state(c),
 				      (double)(now - c->started_ms) / 1000.0, c->deliveries);
 	}
-	sl_free(p.v);
+	dlc_pick_free(&p);
 	/* Every thread keeps the suspension, so any may say it (the merge asks one). */
 	part->n[2] = dl_domain_is_suspended(dt, q->domain);
 }
@@ -526,19 +556,16 @@ dlc_domain_action(struct dl_thread *dt, const struct dlc_query *q, struct dlc_pa
 	dlc_pick(dt, q, &p);
 	for (size_t k = 0; k < p.cnt; k++) {
 		struct dl_queue *dq = p.v[k];
-		struct dl_job **dv;
-		size_t dcnt = dlc_delayed_of(dt, dq, NULL, &dv);
+		const struct dlc_jobv *dv = &p.delayed[k];
 
-		for (size_t i = 0; i < dcnt; i++) {
-			dl_job_undelay(dt, dv[i]);
-			if (q->kind == DLC_FLUSH) {
-				dl_queue_add(dt, dv[i]);
-			} else {
-				dlc_fail_job(dt, dv[i], "Message manually purged.", q->is_quiet);
-			}
+		for (size_t i = 0; i < dv->cnt; i++) {
+			dl_job_undelay(dt, dv->v[i]);
+			if (q->kind == DLC_FLUSH)
+				dl_queue_add(dt, dv->v[i]);
+			else
+				dlc_fail_job(dt, dv->v[i], "Message manually purged.", q->is_quiet);
 			part->n[0]++;
 		}
-		sl_free(dv);
 		if (q->kind == DLC_FAIL) {
 			struct dl_job *job = dq->active_head;
 
@@ -557,7 +584,7 @@ dlc_domain_action(struct dl_thread *dt, const struct dlc_query *q, struct dlc_pa
 			part->n[1] += dq->inflight_cnt;
 		}
 	}
-	sl_free(p.v);
+	dlc_pick_free(&p);
 }
 
 static void
@@ -572,7 +599,7 @@ dlc_suspend(struct dl_thread *dt, const struct dlc_query *q, struct dlc_part *pa
 		if (q->kind == DLC_RESUME)
 			dl_queue_run(p.v[k]);
 	}
-	sl_free(p.v);
+	dlc_pick_free(&p);
 }
 
 /* Every job of message q->qid on this thread: active, delayed and in flight. */
@@ -586,6 +613,7 @@ struct dlc_jobs {
 static void
 dlc_jobs_add(struct dlc_jobs *j, struct dl_job *job, const char *state)
 {
+	/* A message has a job per destination domain: few. */
 	j->v = sl_reallocarray(j->v, j->cnt + 1, sizeof(*j->v));
 	j->state = sl_reallocarray(j->state, j->cnt + 1, sizeof(*j->state));
 	j->v[j->cnt] = job;
@@ -609,16 +637,12 @@ dlc_jobs_cb(struct sl_hnode *n, void *arg)
 static void
 dlc_jobs_find(struct dl_thread *dt, const char *qid, struct dlc_jobs *j)
 {
-	struct dl_job **dv;
-	size_t dcnt;
-
 	memset(j, 0, sizeof(*j));
 	j->qid = qid;
 	sl_htable_foreach(&dt->queues, dlc_jobs_cb, j);
-	dcnt = dlc_delayed_of(dt, NULL, qid, &dv);
-	for (size_t i = 0; i < dcnt; i++)
-		dlc_jobs_add(j, dv[i], "delayed");
-	sl_free(dv);
+	for (size_t i = 0; i < dt->delayed.cnt; i++)
+		if (strcmp(dt->delayed.v[i]->msg->qid, qid) == 0)
+			dlc_jobs_add(j, dt->delayed.v[i], "delayed");
 }
 
 static void

@@ -143,6 +143,7 @@ struct dl_queue {
 	/* for the console (life of this queue record) */
 	uint64_t delivered_cnt; /* recipients delivered */
 	uint64_t failed_cnt;    /* recipients failed for good */
+	size_t console_slot;    /* deliver_console.c's scratch during one query (0: none) */
 };
 
 struct dl_conn {
