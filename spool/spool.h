@@ -58,6 +58,14 @@ struct sl_spool_opts {
 	uint64_t segment_size; /* preallocation and rotation size; 0: default */
 	bool use_fsync;        /* Force_Fsync: commit calls fdatasync */
 	unsigned writer_cnt;   /* number of writers (spool threads), >= 1 */
+	/*
+	 * Recovery leaves a segment in which it found damage where it is, under
+	 * its name, even once nothing in it is live (normally such a segment
+	 * goes with its last message, and one with nothing readable is renamed
+	 * to NAME.damaged): for `spool import`, which must not touch what it
+	 * could not read.
+	 */
+	bool keep_damaged;
 };
 
 struct sl_spool;
@@ -83,6 +91,8 @@ struct sl_spool_recover_stats {
 	uint64_t finished;   /* finished messages skipped */
 	uint64_t damaged;    /* records skipped: bad CRC, bad length, bad fields */
 	uint64_t torn_bytes; /* bytes after the last good record of a segment */
+	uint64_t unreadable; /* segment files left alone: cannot be opened, not a regular
+				file, or a newer format version */
 };
 
 /*

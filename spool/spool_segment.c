@@ -26,7 +26,9 @@
  * record, then joins message copies and progress by queue id, rebuilds the
  * books, removes dead segments and hands back the live messages, read
  * again from disk.  Writers then start new segments: nothing is appended to
- * a segment that may have a torn tail.
+ * a segment that may have a torn tail.  With keep_damaged (`spool import`
+ * reading another node's spool) a segment with damage is never removed or
+ * renamed.
  *
  * A full disk refuses new messages (ENOSPC when a segment cannot be
  * created) but never progress: messages leave 64 KiB of each segment to
@@ -113,6 +115,7 @@ struct seg {
 	bool is_dead;   /* sealed, clean, nothing live: waits for its deps */
 	bool had_deps;  /* holds progress for another segment */
 	bool is_doomed; /* sweep: to unlink this round */
+	bool is_kept;   /* recovery found damage and opts.keep_damaged: never unlinked */
 };
 
 struct seg_msg {
@@ -536,7 +539,7 @@ seg_mark_dirty(struct seg_writer *sw, struct seg *s)
 static void
 seg_check_dead(struct seg_writer *sw, struct seg *s)
 {
-	if (s->is_dead || !s->is_sealed || s->is_dirty || s->live > 0)
+	if (s->is_dead || !s->is_sealed || s->is_dirty || s->live > 0 || s->is_kept)
 		return;
 	s->is_dead = true;
 	cds_list_add_tail(&s->dead, &sw->dead);
@@ -2022,13 +2025,14 @@ rec_file(struct rec_ctx *rc, struct rec_rd *r, const struct rec_name *rn)
 	enum rec_head head;
 	struct stat st;
 	struct seg *s;
-	uint64_t good, nz_end;
+	uint64_t good, nz_end, damaged = rc->stats->damaged;
 	char bad[SEG_NAME_LEN + 16];
 
 	rc->name = rn->name;
 	rc->stats->segments++;
 	r->fd = openat(rc->ss->dirfd, rn->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (r->fd < 0 || fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc->stats->unreadable++;
 		rec_log(rc, "cannot read: %s; left alone",
 			r->fd < 0 ? strerror(errno) : "not a file");
 		goto out;
@@ -2040,6 +2044,7 @@ rec_file(struct rec_ctx *rc, struct rec_rd *r, const struct rec_name *rn)
 	s->is_sealed = true;
 	head = rec_head(rc, r, s);
 	if (head == REC_HEAD_FOREIGN) {
+		rc->stats->unreadable++;
 		rec_log(rc, "format version newer than %d; left alone", SL_SPOOL__VERSION);
 		sl_free(s);
 		goto out;
@@ -2055,10 +2060,13 @@ rec_file(struct rec_ctx *rc, struct rec_rd *r, const struct rec_name *rn)
 	if (good == 0) {
 		sl_free(s);
 		snprintf(bad, sizeof(bad), "%s.damaged", rn->name);
-		if (renameat(rc->ss->dirfd, rn->name, rc->ss->dirfd, bad) == 0)
+		if (rc->sp->opts.keep_damaged)
+			rec_log(rc, "nothing readable; left alone");
+		else if (renameat(rc->ss->dirfd, rn->name, rc->ss->dirfd, bad) == 0)
 			rec_log(rc, "nothing readable; renamed to %s", bad);
 		goto out;
 	}
+	s->is_kept = rc->sp->opts.keep_damaged && rc->stats->damaged > damaged;
 	rc->stats->records += good;
 	rc->segs = seg_grow(rc->segs, &rc->seg_cap, rc->seg_cnt + 1, sizeof(*rc->segs));
 	rc->segs[rc->seg_cnt++] = s;

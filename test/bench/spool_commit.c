@@ -86,7 +86,7 @@ bench_one(const char *base, size_t size, bool use_fsync, unsigned group, double 
 	  struct result *res)
 {
 	char *dir = sl_asprintf("%s/spool-bench.XXXXXX", base);
-	struct sl_spool_opts o = { NULL, "segment", 0, use_fsync, 1 };
+	struct sl_spool_opts o = { NULL, "segment", 0, use_fsync, 1, false };
 	struct sl_spool_loc ring[FINISH_LAG];
 	struct sl_spool *sp = NULL;
 	struct sl_spool_writer *w;

@@ -2,8 +2,9 @@
  * test/unit/test_spool.c - the spool: round trips through both backends,
  * group commit, rotation, removal of finished segments (and its crash
  * ordering), progress across a restart, torn tails at every byte, damaged
- * and random files, the lock, queue ids across a restart, write and sync
- * failures, ENOSPC on a tiny tmpfs, compaction, and writers racing readers.
+ * and random files (and keeping them in place for `spool import`), the
+ * lock, queue ids across a restart, write and sync failures, ENOSPC on a
+ * tiny tmpfs, compaction, and writers racing readers.
  *
  * Every test works in its own mkdtemp directory (removed afterwards) with
  * small segments so that it stays fast; files are damaged by hand through
@@ -88,7 +89,7 @@ static struct sl_spool *
 spool_open_ok(const char *backend, const char *dir, uint64_t seg_size, bool use_fsync,
 	      unsigned writers)
 {
-	struct sl_spool_opts o = { dir, backend, seg_size, use_fsync, writers };
+	struct sl_spool_opts o = { dir, backend, seg_size, use_fsync, writers, false };
 	struct sl_spool *sp = NULL;
 	char why[256] = "";
 	int err = sl_spool_open(&o, &sp, why, sizeof(why));
@@ -979,7 +980,7 @@ test_lock(void **state)
 
 	for (size_t b = 0; b < SL_ARRAY_LEN(backends); b++) {
 		char *dir = tmp_dir();
-		struct sl_spool_opts o = { dir, backends[b], 0, true, 1 };
+		struct sl_spool_opts o = { dir, backends[b], 0, true, 1, false };
 		struct sl_spool *sp = spool_open_ok(backends[b], dir, 0, true, 1), *sp2 = NULL;
 		char why[256] = "";
 
@@ -997,9 +998,11 @@ static void
 test_bad_opts(void **state)
 {
 	static const struct sl_spool_opts bad[] = {
-		{ "/tmp/x", "tape", 0, true, 1 },      { "/tmp/x", "segment", 0, true, 0 },
-		{ "/tmp/x", "segment", 0, true, 257 }, { "/tmp/x", "segment", 100, true, 1 },
-		{ NULL, "segment", 0, true, 1 },
+		{ "/tmp/x", "tape", 0, true, 1, false },
+		{ "/tmp/x", "segment", 0, true, 0, false },
+		{ "/tmp/x", "segment", 0, true, 257, false },
+		{ "/tmp/x", "segment", 100, true, 1, false },
+		{ NULL, "segment", 0, true, 1, false },
 	};
 
 	for (size_t i = 0; i < SL_ARRAY_LEN(bad); i++) {
@@ -1207,7 +1210,7 @@ enospc_recover_fn(struct sl_msg *m, void *arg)
 static void
 enospc_child(const char *dir)
 {
-	struct sl_spool_opts o = { dir, "segment", 256 * 1024, true, 1 };
+	struct sl_spool_opts o = { dir, "segment", 256 * 1024, true, 1, false };
 	struct sl_spool *sp = NULL;
 	struct sl_spool_writer *w;
 	struct sl_msg *m[64];
@@ -1465,6 +1468,80 @@ test_damaged_header(void **state)
 	assert_true(g.logs >= 1);
 	got_free(&g);
 	sl_spool_close(sp);
+	sl_free(img);
+	sl_free(seg);
+	free_n(m, 3);
+	tmp_dir_free(dir);
+}
+
+/* Recovery for `spool import` (keep_damaged): what it cannot read stays under its name. */
+static void
+test_keep_damaged(void **state)
+{
+	struct sl_spool_opts o = { NULL, "segment", SEG_SMALL, false, 1, true };
+	char *dir = tmp_dir(), *seg, *junk, *sub;
+	struct sl_spool_recover_stats st;
+	struct sl_spool_writer *w;
+	struct sl_msg *m[3];
+	struct got g = { 0 };
+	struct sl_spool *sp = spool_open_ok("segment", dir, SEG_SMALL, false, 1);
+	char why[256];
+	uint8_t *img;
+	size_t img_len;
+
+	append_n(sp, 70, 3, 900, 1, m);
+	sl_spool_close(sp);
+	seg = seg_path(dir, 0, m[0]->loc.segment);
+	img = read_file(seg, &img_len);
+	img[m[1]->loc.offset + m[1]->loc.length - 20] ^= 0x10; /* the middle message */
+	write_file(seg, img, img_len);
+	junk = path_of(dir, "seg-00-00000040.sl");
+	memset(img, 0x5a, 5000);
+	write_file(junk, img, 5000);
+	sub = path_of(dir, "seg-00-00000041.sl");
+	assert_int_equal(mkdir(sub, 0700), 0);
+
+	o.dir = dir;
+	assert_int_equal(sl_spool_open(&o, &sp, why, sizeof(why)), 0);
+	assert_int_equal(sl_spool_recover(sp, got_fn, &g, log_fn, &st), 0);
+	assert_int_equal(g.cnt, 2);
+	assert_msg_same(m[0], g.m[0]);
+	assert_msg_same(m[2], g.m[1]);
+	assert_int_equal(st.damaged, 2); /* the record and the junk file */
+	assert_int_equal(st.unreadable, 1);
+	assert_int_equal(access(junk, F_OK), 0); /* not renamed */
+	assert_int_equal(count_files(dir, ".damaged"), 0);
+	/* both live messages finish: the damaged segment stays all the same */
+	w = sl_spool_writer_get(sp, 0);
+	for (size_t i = 0; i < g.cnt; i++)
+		assert_int_equal(sl_spool_progress(w, &g.m[i]->loc, UINT32_MAX, SL_RCPT_DELIVERED),
+				 0);
+	assert_int_equal(sl_spool_commit(w), 0);
+	assert_int_equal(access(seg, F_OK), 0);
+	got_free(&g);
+	sl_spool_close(sp);
+
+	/* again: nothing live, the damage reported again, the files still there */
+	assert_int_equal(sl_spool_open(&o, &sp, why, sizeof(why)), 0);
+	assert_int_equal(sl_spool_recover(sp, got_fn, &g, log_fn, &st), 0);
+	assert_int_equal(g.cnt, 0);
+	assert_int_equal(st.finished, 2);
+	assert_int_equal(st.damaged, 2);
+	assert_int_equal(st.unreadable, 1);
+	assert_int_equal(access(seg, F_OK), 0);
+	sl_spool_close(sp);
+
+	/* an ordinary recovery removes the dead segment and renames the junk */
+	sp = reopen("segment", dir, SEG_SMALL, 1, &g, &st);
+	assert_int_equal(g.cnt, 0);
+	assert_int_not_equal(access(seg, F_OK), 0);
+	assert_int_not_equal(access(junk, F_OK), 0);
+	assert_int_equal(count_files(dir, ".damaged"), 1);
+	assert_int_equal(st.unreadable, 1);
+	sl_spool_close(sp);
+	rmdir(sub);
+	sl_free(sub);
+	sl_free(junk);
 	sl_free(img);
 	sl_free(seg);
 	free_n(m, 3);
@@ -1775,6 +1852,7 @@ main(void)
 		cmocka_unit_test(test_compaction),
 		cmocka_unit_test(test_compaction_crash),
 		cmocka_unit_test(test_damaged_header),
+		cmocka_unit_test(test_keep_damaged),
 		cmocka_unit_test(test_ram_crash),
 		cmocka_unit_test(test_dependency_order),
 		cmocka_unit_test(test_writer_cnt_change),
