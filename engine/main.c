@@ -439,7 +439,8 @@ main_start_stages(const struct sl_conf_snapshot *s)
 	main_stages[MAIN_PROTOCOL] = main_stage(&sl_protocol_stage, sl_protocol_thread_cnt(s));
 	{
 		struct sl_control_hooks h = { main_reload_msg, main_reopen_msg,
-					      main_console_shutdown, main_generation };
+					      main_console_shutdown, main_generation,
+					      sl_spool_stage_import };
 
 		sl_control_set_hooks(&h);
 	}
@@ -470,6 +471,8 @@ main_stop_stages(void)
 	sl_stage_stop(main_stages[MAIN_ACCEPT]);
 	sl_stage_stop(main_stages[MAIN_CONTROL]);
 	sl_conf_snapshot_put(s);
+	/* No console command can start one now; it sends to spool and delivery. */
+	sl_spool_stage_import_stop();
 	/*
 	 * Sessions between commands get 421; a session with a transaction under
 	 * way may finish it, up to the timeout; messages in flight get answered.

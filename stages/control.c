@@ -10,7 +10,7 @@
  *
  * Commands (Momentum's ec_console names): help, version, pid, summary
  * [reset], threads, memory, config show/get/eval/reload, reopen logs,
- * shutdown, quit here; the queue commands and show outbound are answered
+ * spool import (a hook: stages/spool_import.c), shutdown, quit here; the queue commands and show outbound are answered
  * by the delivery stage (sl_deliver_console), show inbound by the protocol
  * stage (sl_protocol_console), both through sl_gather: the session waits
  * (ctl_session.wait) and its next lines stay unread until the answer
@@ -340,6 +340,9 @@ static const char ctl_help[] =
 	"show inbound        every inbound session\n"
 	"show outbound       every outbound connection\n"
 	"reopen logs         reopen the log files (after rotation)\n"
+	"spool import PATH [concurrency]\n"
+	"                    bring in another node's spool (background)\n"
+	"spool import status the running or last import and its counts\n"
 	"shutdown            stop sluiced (as SIGTERM)\n"
 	"quit                close this session\n";
 
@@ -422,6 +425,14 @@ ctl_run(struct ctl_session *cs, int argc, char **argv, struct sl_buf *b)
 		rc = ctl_hooks.reopen ? ctl_hooks.reopen(msg, sizeof(msg)) : -1;
 
 		sl_buf_printf(b, "%s\n", msg[0] ? msg : rc == 0 ? "logs reopened" : "failed");
+		return rc == 0 ? CTL_OK : CTL_ERR;
+	}
+	if (argc >= 2 && strcasecmp(argv[0], "spool") == 0 && strcasecmp(argv[1], "import") == 0) {
+		rc = ctl_hooks.spool_import
+			     ? ctl_hooks.spool_import(argc - 2, argv + 2, msg, sizeof(msg))
+			     : -1;
+
+		sl_buf_printf(b, "%s\n", msg[0] ? msg : "spool import is not available");
 		return rc == 0 ? CTL_OK : CTL_ERR;
 	}
 	if (argc == 1 && strcasecmp(argv[0], "shutdown") == 0) {

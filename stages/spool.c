@@ -9,8 +9,14 @@
  * client see 250.  With _unsafe_spool the answer goes back right after the
  * append, before the sync (and the daemon says so at start).
  *
+ * `spool import` (stages/spool_import.c) sends batches of messages read
+ * from another spool: they are appended and committed in the same group as
+ * everything else, and only after that commit sent to delivery and
+ * reported back to the import thread (never before, even with
+ * _unsafe_spool: the import removes its source copy on that report).
+ *
  * Threads: sl_spool_stage_open/close on the main thread; the spool threads
- * own their writer and their pending list.  Reads spool files only in
+ * own their writer and their pending lists.  Reads spool files only in
  * recovery, through spool/ (which checks every length and CRC).
  */
 #include "config.h"
@@ -28,6 +34,7 @@
 #include "spool/spool.h"
 #include "stages/eclog.h"
 #include "stages/events.h"
+#include "stages/spool_int.h"
 #include "stages/stages.h"
 
 struct spool_thread {
@@ -36,9 +43,13 @@ struct spool_thread {
 	struct sl_msg **pending; /* appended, waiting for the commit; owned */
 	size_t pending_cnt;
 	size_t pending_cap;
+	struct spool_import_batch **imports; /* appended, waiting for the commit; not owned */
+	size_t import_cnt;
+	size_t import_cap;
 };
 
 static struct sl_spool *spool_store;
+static char *spool_dir;                   /* SpoolBase as configured */
 static struct sl_msg **spool_recovered_v; /* recovered at open, handed to delivery at start */
 static size_t spool_recovered_cnt;
 static bool spool_is_unsafe;
@@ -59,17 +70,21 @@ spool_recovered(struct sl_msg *m, void *arg)
 }
 
 void
+spool_to_deliver(struct sl_stage *deliver, struct sl_msg *m)
+{
+	const char *domain = m->rcpt_cnt ? m->rcpts[0].addr + m->rcpts[0].domain_off : "";
+
+	sl_event_init(&m->ev, SL_MSG_EV_QUEUED);
+	sl_send_thread(
+		sl_stage_thread(deliver, sl_deliver_owner(domain, sl_stage_thread_cnt(deliver))),
+		&m->ev);
+}
+
+void
 sl_spool_stage_requeue(struct sl_stage *deliver)
 {
-	unsigned cnt = sl_stage_thread_cnt(deliver);
-
-	for (size_t i = 0; i < spool_recovered_cnt; i++) {
-		struct sl_msg *m = spool_recovered_v[i];
-		const char *domain = m->rcpt_cnt ? m->rcpts[0].addr + m->rcpts[0].domain_off : "";
-
-		sl_event_init(&m->ev, SL_MSG_EV_QUEUED);
-		sl_send_thread(sl_stage_thread(deliver, sl_deliver_owner(domain, cnt)), &m->ev);
-	}
+	for (size_t i = 0; i < spool_recovered_cnt; i++)
+		spool_to_deliver(deliver, spool_recovered_v[i]);
 	sl_free(spool_recovered_v);
 	spool_recovered_v = NULL;
 	spool_recovered_cnt = 0;
@@ -139,6 +154,7 @@ sl_spool_stage_open(const struct sl_conf_snapshot *s, char *why, size_t why_len)
 	spool_ctr_msgs = sl_counter_register("spool.messages");
 	spool_ctr_commits = sl_counter_register("spool.commits");
 	spool_ctr_errors = sl_counter_register("spool.errors");
+	spool_dir = sl_strdup(opts.dir);
 	return 0;
 }
 
@@ -146,6 +162,12 @@ struct sl_spool *
 sl_spool_stage_store(void)
 {
 	return spool_store;
+}
+
+const char *
+spool_stage_dir(void)
+{
+	return spool_dir;
 }
 
 void
@@ -158,6 +180,8 @@ sl_spool_stage_close(void)
 	spool_recovered_cnt = 0;
 	sl_spool_close(spool_store);
 	spool_store = NULL;
+	sl_free(spool_dir);
+	spool_dir = NULL;
 }
 
 /* The message is durable (result 0) or not (-errno): tell its protocol thread. */
@@ -206,6 +230,49 @@ spool_progress(struct sl_thread *t, struct spool_thread *st, struct sl_spool_pro
 	sl_free(p);
 }
 
+/* import -> spool: append a batch; it is answered after the group commit (spool_batch_end). */
+static void
+spool_import_append(struct spool_thread *st, struct spool_import_batch *b)
+{
+	SL_CHECK_OBJ(b, SPOOL_IMPORT_MAGIC);
+	for (size_t i = 0; i < b->cnt; i++) {
+		struct spool_import_item *it = &b->items[i];
+
+		it->result = sl_spool_append(st->w, it->msg);
+		if (it->result < 0)
+			sl_log_err("spool import: cannot append %s: %s", it->from_qid,
+				   strerror(-it->result));
+	}
+	if (st->import_cnt == st->import_cap) {
+		st->import_cap = st->import_cap ? st->import_cap * 2 : 8;
+		st->imports = sl_reallocarray(st->imports, st->import_cap, sizeof(*st->imports));
+	}
+	st->imports[st->import_cnt++] = b;
+}
+
+/* The commit of the group returned `rc`: the durable imports go to delivery. */
+static void
+spool_import_answer(struct spool_import_batch *b, int rc)
+{
+	for (size_t i = 0; i < b->cnt; i++) {
+		struct spool_import_item *it = &b->items[i];
+
+		if (it->result == 0)
+			it->result = rc;
+		if (it->result == 0) {
+			sl_eclog_reception(it->msg, it->msg->conn_id);
+			sl_counter_add(spool_ctr_msgs, 1);
+			sl_log_debug("spool import: %s is now %s", it->from_qid, it->msg->qid);
+			spool_to_deliver(b->deliver, it->msg);
+		} else {
+			sl_counter_add(spool_ctr_errors, 1);
+			sl_msg_free(it->msg);
+		}
+		it->msg = NULL;
+	}
+	spool_import_done(b);
+}
+
 static void
 spool_handle(struct sl_thread *t, struct sl_event *ev)
 {
@@ -215,6 +282,10 @@ spool_handle(struct sl_thread *t, struct sl_event *ev)
 
 	if (ev->type == SL_EV_SPOOL_PROGRESS) {
 		spool_progress(t, st, (struct sl_spool_progress_ev *)ev);
+		return;
+	}
+	if (ev->type == SPOOL_EV_IMPORT) {
+		spool_import_append(st, (struct spool_import_batch *)ev);
 		return;
 	}
 	SL_ASSERT(ev->type == SL_MSG_EV_SPOOL);
@@ -242,7 +313,7 @@ spool_batch_end(struct sl_thread *t)
 {
 	struct spool_thread *st = sl_thread_data(t);
 	int rc;
-	if (st->pending_cnt == 0 && !spool_is_unsafe && !st->is_dirty)
+	if (st->pending_cnt == 0 && st->import_cnt == 0 && !spool_is_unsafe && !st->is_dirty)
 		return;
 	st->is_dirty = false;
 	rc = sl_spool_commit(st->w);
@@ -253,6 +324,9 @@ spool_batch_end(struct sl_thread *t)
 	for (size_t i = 0; i < st->pending_cnt; i++)
 		spool_answer(st->pending[i], rc);
 	st->pending_cnt = 0;
+	for (size_t i = 0; i < st->import_cnt; i++)
+		spool_import_answer(st->imports[i], rc);
+	st->import_cnt = 0;
 }
 
 static void
@@ -262,6 +336,7 @@ spool_thread_fini(struct sl_thread *t)
 
 	spool_batch_end(t);
 	sl_free(st->pending);
+	sl_free(st->imports);
 	sl_free(st);
 }
 

@@ -64,6 +64,8 @@ struct sl_control_hooks {
 	int (*reopen)(char *msg, size_t msg_len);
 	void (*shutdown)(void);
 	uint64_t (*generation)(void);
+	/* `spool import ARGS...` (argc words after "spool import"); see sl_spool_stage_import. */
+	int (*spool_import)(int argc, char **argv, char *msg, size_t msg_len);
 };
 void sl_control_set_hooks(const struct sl_control_hooks *h);
 
@@ -71,6 +73,25 @@ void sl_control_set_hooks(const struct sl_control_hooks *h);
 struct sl_spool *sl_spool_stage_store(void);
 /* Hand the messages recovery found to the delivery stage (once it runs). */
 void sl_spool_stage_requeue(struct sl_stage *deliver);
+/*
+ * The console's `spool import` (stages/spool_import.c), with the words
+ * after "spool import": PATH [concurrency] checks PATH (an absolute path
+ * to another sluice's SpoolBase, not ours, not in use), opens it and starts
+ * importing it in the background: each message is made durable here with
+ * a new queue id and queued for delivery, then removed from PATH.  No word
+ * or "status": the state of the running or last import.  Writes a
+ * one-line answer into msg; 0, or -1 for a refusal.  Runs on the control
+ * thread (a stage thread) and never blocks on the import.  Between the
+ * start of the spool and delivery stages and sl_spool_stage_import_stop.
+ */
+int sl_spool_stage_import(int argc, char **argv, char *msg, size_t msg_len);
+/*
+ * Stop a running import after the batches in flight (what is not yet
+ * imported stays in its PATH) and wait for its thread.  Main thread, while
+ * the spool and delivery stages still run and after the control stage
+ * stopped.  A no-op when none runs.
+ */
+void sl_spool_stage_import_stop(void);
 
 /* Remember the delivery stage and register its counters (before it starts). */
 void sl_deliver_init(struct sl_stage *st);
