@@ -4,10 +4,11 @@
  *
  * The command itself only checks PATH and opens it as a second spool
  * (spool/spool.h: the same segment format; opening takes its lock file, so
- * a sluiced still running on it is refused).  The control stage cannot
- * answer later, so the work goes to an import thread started for it, and
- * the answer is "import of PATH started"; the outcome goes to the paniclog
- * and to `spool import status`.  The import thread:
+ * a sluiced still running on it is refused).  An import of a big spool
+ * takes long and the console session should not wait on it, so the work
+ * goes to an import thread started for it, and the answer is "import of
+ * PATH started"; the outcome goes to the paniclog and to `spool import
+ * status`.  The import thread:
  *   1. runs the spool's own recovery over PATH, with keep_damaged: what it
  *      cannot read (damaged records, unreadable or newer-format files) is
  *      logged, counted as skipped and left where it is, under its name.
