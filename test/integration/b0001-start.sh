@@ -39,7 +39,7 @@ wait_for 10 grep -q "started" "$T/sluice-state/log/paniclog.ec"
 ok $? "the paniclog records the start"
 like "$(cat "$T/stderr")" '^\[[A-Z][a-z]{2} [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9:]{8}\] \[notice\] sluiced .* started' \
 	"-F copies diagnostics to stderr with a UTC timestamp and level"
-wait_for 10 grep -Eq '^[0-9]+@@M$' "$T/sluice-state/log/mainlog.ec"
+wait_for 10 grep -Eq '^[0-9]+@@@@M$' "$T/sluice-state/log/mainlog.ec"
 ok $? "the mainlog gets a heartbeat line"
 comms=$(cat /proc/"$SL_PID"/task/*/comm 2>/dev/null | tr '\n' ' ')
 like "$comms" "log" "the logger thread is named"
