@@ -1,0 +1,129 @@
+/*
+ * stages/stats.h - figures kept for SNMP: counters per mail group, the
+ * enhanced status codes each group met, and per-domain views.
+ *
+ * Groups are RFC 2789's mtaGroupTable rows.  sluice keeps one group per
+ * binding for its outbound figures, named as Momentum names them
+ * ("none/default" for the default binding, "GROUP/BINDING" or
+ * "none/BINDING" for the others), one total group "none/all" over every
+ * binding, and one group per listener for its inbound figures
+ * ("listener/ADDRESS", e.g. "listener/127.0.0.1:25").  A group gets its
+ * index (1, 2, ...; "none/all" is 1, "none/default" 2) the first time its
+ * name is asked for and keeps it, with its counts, for the life of the
+ * process: a binding a reload removes keeps its row (MTA-MIB: an index
+ * never changes meaning while the agent runs).
+ *
+ * Per-domain views: every delivery thread publishes, at most once a
+ * second, a read-only table of its queues (binding, domain, counts);
+ * readers walk the last published tables under RCU.
+ *
+ * Threads: counting (sl_group_add, sl_group_error, sl_group_touch) from any
+ * thread, lock-free (per-thread-sharded atomics; no shared line written by
+ * every thread); finding or making a group (sl_group_of_*) takes a lock:
+ * do it once (listener set-up, queue creation) and keep the pointer.
+ * Groups are freed only at exit.  Readers (the SNMP thread, the console)
+ * from any thread; what they read is slightly stale by design.
+ */
+#ifndef SL_STAGES_STATS_H
+#define SL_STAGES_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* What a group counts (RFC 2789 names in brackets). */
+enum sl_gstat {
+	SL_GS_RECEIVED_MSGS,     /* messages accepted, 250 given [mtaGroupReceivedMessages] */
+	SL_GS_RECEIVED_BYTES,    /* their octets [mtaGroupReceivedVolume, in KB] */
+	SL_GS_RECEIVED_RCPTS,    /* their recipients [mtaGroupReceivedRecipients] */
+	SL_GS_REJECTED_MSGS,     /* transactions refused [mtaGroupRejectedMessages] */
+	SL_GS_TRANSMITTED_MSGS,  /* transactions that delivered [mtaGroupTransmittedMessages] */
+	SL_GS_TRANSMITTED_BYTES, /* their octets [mtaGroupTransmittedVolume] */
+	SL_GS_TRANSMITTED_RCPTS, /* recipients delivered [mtaGroupTransmittedRecipients] */
+	SL_GS_FAILED_RCPTS,      /* recipients failed for good (bounced or dropped) */
+	SL_GS_TRANSIENT_RCPTS,   /* transient failures (each attempt) */
+	SL_GS_STORED_MSGS,       /* gauge: jobs queued, active or delayed [mtaGroupStoredMessages] */
+	SL_GS_STORED_BYTES,      /* gauge: their octets [mtaGroupStoredVolume] */
+	SL_GS_STORED_RCPTS,      /* gauge: their pending recipients [mtaGroupStoredRecipients] */
+	SL_GS_ACTIVE,            /* gauge: jobs in active queues */
+	SL_GS_DELAYED,           /* gauge: jobs waiting for a retry */
+	SL_GS_IN_ASSOC,          /* gauge: open inbound sessions [mtaGroupInboundAssociations] */
+	SL_GS_OUT_ASSOC,         /* gauge: open outbound connections [...OutboundAssociations] */
+	SL_GS_IN_ASSOC_TOTAL,    /* [mtaGroupAccumulatedInboundAssociations] */
+	SL_GS_OUT_ASSOC_TOTAL,   /* [mtaGroupAccumulatedOutboundAssociations] */
+	SL_GS_IN_ASSOC_REFUSED,  /* sessions refused at connect [...RejectedInboundAssociations] */
+	SL_GS_OUT_ASSOC_FAILED,  /* outbound connects that failed [...FailedOutboundAssociations] */
+	SL_GS_LOOPS,             /* messages refused as looping (too many Received:) */
+	SL_GS__COUNT
+};
+
+enum sl_group_kind {
+	SL_GROUP_TOTAL,    /* "none/all": every binding group's counts, summed as they happen */
+	SL_GROUP_BINDING,  /* outbound figures of one binding */
+	SL_GROUP_LISTENER, /* inbound figures of one listener */
+};
+
+struct sl_group;
+
+/*
+ * The group of binding `binding` (NULL or "default": the default binding)
+ * in binding group `binding_group` (NULL or "default": none), made on
+ * first use.  Counts added to it are added to "none/all" too.
+ */
+struct sl_group *sl_group_of_binding(const char *binding, const char *binding_group);
+/* The group of listener `address` (as configured, e.g. "127.0.0.1:25", "/run/s.sock"). */
+struct sl_group *sl_group_of_listener(const char *address);
+
+/* Count; a gauge takes negative deltas.  NULL g: nothing. */
+void sl_group_add(struct sl_group *g, enum sl_gstat s, int64_t delta);
+/* Remember now as the group's last inbound (or outbound) activity. */
+void sl_group_touch(struct sl_group *g, bool is_inbound);
+/*
+ * An enhanced status code ("4.2.2", "5.1.1") was met: a refusal given
+ * (inbound) or a reply received / a failure decided (outbound).  Codes
+ * that do not parse as class.subject.detail are not counted.
+ */
+void sl_group_error(struct sl_group *g, const char *enhanced);
+
+/* A reader's copy of one group. */
+struct sl_group_info {
+	unsigned index; /* 1.. */
+	enum sl_group_kind kind;
+	const char *name; /* valid for the life of the process */
+	uint64_t v[SL_GS__COUNT];
+	time_t created;  /* when the group was made */
+	time_t last_in;  /* last inbound activity, 0: none */
+	time_t last_out; /* last outbound activity, 0: none */
+};
+/* fn for every group in index order. */
+void sl_group_foreach(void (*fn)(const struct sl_group_info *gi, void *arg), void *arg);
+/*
+ * fn for every (group, code) counted, in group index order then code
+ * order; code is RFC 2789's mtaStatusCode: class * 1000000 + subject *
+ * 1000 + detail (e.g. 5.1.1 -> 5001001).
+ */
+void sl_group_errors_foreach(void (*fn)(unsigned group, uint32_t code, uint64_t cnt, void *arg),
+			     void *arg);
+
+/* One (binding, domain) queue of a delivery thread's last published view. */
+struct sl_domain_stat {
+	const char *domain;  /* lower case; valid during the callback */
+	const char *binding; /* "default", ...; valid during the callback */
+	unsigned group;      /* the binding's group index */
+	uint64_t receptions; /* jobs that reached this queue */
+	uint64_t deliveries; /* recipients delivered */
+	uint64_t failures;   /* recipients failed for good */
+	uint64_t transients; /* transient failures */
+	uint32_t conns;      /* outbound connections open now */
+	uint32_t active;     /* jobs active (waiting or in a transaction) */
+	uint32_t delayed;    /* jobs delayed */
+};
+/*
+ * fn for every queue of every delivery thread's last published view (at
+ * most about a second old), under an RCU read-side section: fn must be
+ * quick and must not block.
+ */
+void sl_domain_stats_foreach(void (*fn)(const struct sl_domain_stat *d, void *arg), void *arg);
+
+#endif /* SL_STAGES_STATS_H */
