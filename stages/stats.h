@@ -22,7 +22,14 @@
  * every thread); finding or making a group (sl_group_of_*) takes a lock:
  * do it once (listener set-up, queue creation) and keep the pointer.
  * Groups are freed only at exit.  Readers (the SNMP thread, the console)
- * from any thread; what they read is slightly stale by design.
+ * from any thread; what they read is slightly stale by design.  A gauge is
+ * summed from per-thread parts that are not read at one instant, so a
+ * reader could see one going below zero for a moment: readers get 0 then.
+ *
+ * sl_domain_stats_publish/_unpublish: the delivery threads, each in its own
+ * slot; sl_domain_stats_foreach: any thread registered with RCU
+ * (sl_rcu_register_thread).  Parses enhanced status codes, also from
+ * remote servers' replies: strictly, a few bounded digits.
  */
 #ifndef SL_STAGES_STATS_H
 #define SL_STAGES_STATS_H
@@ -32,7 +39,11 @@
 #include <stdint.h>
 #include <time.h>
 
-/* What a group counts (RFC 2789 names in brackets). */
+/*
+ * What a group counts (RFC 2789 names in brackets).  IN_ASSOC_TOTAL counts
+ * every connection accepted, those then refused (IN_ASSOC_REFUSED) too.
+ * LOOPS stays 0: sluice has no hop-count (too many Received:) check yet.
+ */
 enum sl_gstat {
 	SL_GS_RECEIVED_MSGS,     /* messages accepted, 250 given [mtaGroupReceivedMessages] */
 	SL_GS_RECEIVED_BYTES,    /* their octets [mtaGroupReceivedVolume, in KB] */
@@ -43,18 +54,18 @@ enum sl_gstat {
 	SL_GS_TRANSMITTED_RCPTS, /* recipients delivered [mtaGroupTransmittedRecipients] */
 	SL_GS_FAILED_RCPTS,      /* recipients failed for good (bounced or dropped) */
 	SL_GS_TRANSIENT_RCPTS,   /* transient failures (each attempt) */
-	SL_GS_STORED_MSGS,       /* gauge: jobs queued, active or delayed [mtaGroupStoredMessages] */
-	SL_GS_STORED_BYTES,      /* gauge: their octets [mtaGroupStoredVolume] */
-	SL_GS_STORED_RCPTS,      /* gauge: their pending recipients [mtaGroupStoredRecipients] */
-	SL_GS_ACTIVE,            /* gauge: jobs in active queues */
-	SL_GS_DELAYED,           /* gauge: jobs waiting for a retry */
-	SL_GS_IN_ASSOC,          /* gauge: open inbound sessions [mtaGroupInboundAssociations] */
-	SL_GS_OUT_ASSOC,         /* gauge: open outbound connections [...OutboundAssociations] */
-	SL_GS_IN_ASSOC_TOTAL,    /* [mtaGroupAccumulatedInboundAssociations] */
-	SL_GS_OUT_ASSOC_TOTAL,   /* [mtaGroupAccumulatedOutboundAssociations] */
-	SL_GS_IN_ASSOC_REFUSED,  /* sessions refused at connect [...RejectedInboundAssociations] */
-	SL_GS_OUT_ASSOC_FAILED,  /* outbound connects that failed [...FailedOutboundAssociations] */
-	SL_GS_LOOPS,             /* messages refused as looping (too many Received:) */
+	SL_GS_STORED_MSGS,      /* gauge: jobs queued, active or delayed [mtaGroupStoredMessages] */
+	SL_GS_STORED_BYTES,     /* gauge: their octets [mtaGroupStoredVolume] */
+	SL_GS_STORED_RCPTS,     /* gauge: their pending recipients [mtaGroupStoredRecipients] */
+	SL_GS_ACTIVE,           /* gauge: jobs active (waiting or in a transaction) */
+	SL_GS_DELAYED,          /* gauge: jobs waiting for a retry */
+	SL_GS_IN_ASSOC,         /* gauge: open inbound sessions [mtaGroupInboundAssociations] */
+	SL_GS_OUT_ASSOC,        /* gauge: open outbound connections [...OutboundAssociations] */
+	SL_GS_IN_ASSOC_TOTAL,   /* [mtaGroupAccumulatedInboundAssociations] */
+	SL_GS_OUT_ASSOC_TOTAL,  /* [mtaGroupAccumulatedOutboundAssociations] */
+	SL_GS_IN_ASSOC_REFUSED, /* sessions refused at connect [...RejectedInboundAssociations] */
+	SL_GS_OUT_ASSOC_FAILED, /* outbound connects that failed [...FailedOutboundAssociations] */
+	SL_GS_LOOPS,            /* messages refused as looping (too many Received:) */
 	SL_GS__COUNT
 };
 
@@ -69,11 +80,15 @@ struct sl_group;
 /*
  * The group of binding `binding` (NULL or "default": the default binding)
  * in binding group `binding_group` (NULL or "default": none), made on
- * first use.  Counts added to it are added to "none/all" too.
+ * first use.  Counts added to it are added to "none/all" too.  The default
+ * binding's group is "none/default" whatever binding group is named.
+ * Names are kept as given (the configuration's spelling).  Never NULL.
  */
 struct sl_group *sl_group_of_binding(const char *binding, const char *binding_group);
 /* The group of listener `address` (as configured, e.g. "127.0.0.1:25", "/run/s.sock"). */
 struct sl_group *sl_group_of_listener(const char *address);
+/* The group's index (1..), for struct sl_domain_stat.group; 0 for NULL. */
+unsigned sl_group_index(const struct sl_group *g);
 
 /* Count; a gauge takes negative deltas.  NULL g: nothing. */
 void sl_group_add(struct sl_group *g, enum sl_gstat s, int64_t delta);
@@ -85,6 +100,14 @@ void sl_group_touch(struct sl_group *g, bool is_inbound);
  * that do not parse as class.subject.detail are not counted.
  */
 void sl_group_error(struct sl_group *g, const char *enhanced);
+/*
+ * The same for a reply: `text` is what follows the basic code `code` (e.g.
+ * 550, "5.1.1 User unknown"; NULL is fine).  Its leading enhanced code is
+ * counted when there is one of the code's class, else class.0.0 (RFC 3463
+ * "other or undefined status": 550 without one counts as 5.0.0).  Codes
+ * outside 2xx, 4xx and 5xx are not counted.
+ */
+void sl_group_error_reply(struct sl_group *g, unsigned code, const char *text);
 
 /* A reader's copy of one group. */
 struct sl_group_info {
@@ -92,10 +115,14 @@ struct sl_group_info {
 	enum sl_group_kind kind;
 	const char *name; /* valid for the life of the process */
 	uint64_t v[SL_GS__COUNT];
-	time_t created;  /* when the group was made */
-	time_t last_in;  /* last inbound activity, 0: none */
-	time_t last_out; /* last outbound activity, 0: none */
+	time_t created;        /* when the group was made */
+	time_t last_in;        /* last inbound activity, 0: none */
+	time_t last_out;       /* last outbound activity, 0: none */
+	uint64_t errors_other; /* codes met after the group's error table was full
+				  (SL_GROUP_ERRORS_MAX distinct codes): counted here only */
 };
+/* Distinct enhanced status codes a group keeps a count for. */
+#define SL_GROUP_ERRORS_MAX 128
 /* fn for every group in index order. */
 void sl_group_foreach(void (*fn)(const struct sl_group_info *gi, void *arg), void *arg);
 /*
@@ -125,5 +152,20 @@ struct sl_domain_stat {
  * quick and must not block.
  */
 void sl_domain_stats_foreach(void (*fn)(const struct sl_domain_stat *d, void *arg), void *arg);
+
+/* Slots for delivery threads' views (thread indexes 0..SL_DOMAIN_VIEW_SLOTS-1). */
+#define SL_DOMAIN_VIEW_SLOTS 1024
+/*
+ * Publish `rows` (cnt of them, strings included, are copied; the caller
+ * keeps its own) as slot `slot`'s view, unless they equal the view slot
+ * already has (then nothing happens: false).  The previous view is freed
+ * after an RCU grace period.  cnt 0: the slot is emptied.  Only the slot's
+ * own thread (a delivery thread, its thread index as the slot), registered
+ * with RCU.  A slot beyond SL_DOMAIN_VIEW_SLOTS is not published (false).
+ * True when a new view was published (or the slot emptied).
+ */
+bool sl_domain_stats_publish(unsigned slot, const struct sl_domain_stat *rows, size_t cnt);
+/* Empty slot `slot` (its thread ends); the view is freed after a grace period. */
+void sl_domain_stats_unpublish(unsigned slot);
 
 #endif /* SL_STAGES_STATS_H */

@@ -11,8 +11,8 @@ cd "$top_srcdir" || exit 1
 
 incs() { grep -HnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$@" 2>/dev/null; }
 
-# 1 (events.h, eclog.h and stages.h are shared declarations, not stages)
-shared="events eclog stages"
+# 1 (events.h, eclog.h, stats.h and stages.h are shared declarations, not stages)
+shared="events eclog stats stages"
 bad=""
 for f in $(ls stages/*.c stages/*.h stages/*/*.c stages/*/*.h 2>/dev/null); do
 	own=$(basename "$f" | sed -e 's/\.[ch]$//' -e 's/_int$//' -e 's/_.*$//')
