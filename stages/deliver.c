@@ -113,6 +113,7 @@ dl_job_free(struct dl_job *job)
 	if (job == NULL)
 		return;
 	SL_CHECK_OBJ(job, DL_JOB_MAGIC);
+	dl_job_unstore(job);
 	for (size_t i = 0; i < job->fail_cnt; i++)
 		sl_free(job->fail[i].text);
 	sl_free(job->fail);
@@ -337,9 +338,23 @@ dl_outcome(struct dl_thread *dt, struct dl_job *job, size_t i, unsigned code, co
 	if (job->q != NULL) {
 		if (result == DL_DELIVERED)
 			job->q->delivered_cnt++;
-		else if (result != DL_TRANSIENT)
+		else if (result == DL_TRANSIENT)
+			job->q->transient_cnt++;
+		else
 			job->q->failed_cnt++;
 	}
+	/* SNMP (stats.h): the binding's group; codes also from replies without one (5.0.0). */
+	if (result == DL_DELIVERED) {
+		sl_group_add(job->group, SL_GS_TRANSMITTED_RCPTS, 1);
+		sl_group_touch(job->group, false);
+	} else {
+		sl_group_add(job->group,
+			     result == DL_TRANSIENT ? SL_GS_TRANSIENT_RCPTS : SL_GS_FAILED_RCPTS,
+			     1);
+		sl_group_error_reply(job->group, code, enhanced);
+	}
+	if (result != DL_TRANSIENT)
+		dl_job_rcpt_final(job);
 	if (result == DL_DELIVERED) {
 		m->rcpts[r].status = SL_RCPT_DELIVERED;
 		sl_eclog_outcome(m, SL_ECLOG_DELIVERED, job->domain, sl_msg_size(m) - m->skip_len,

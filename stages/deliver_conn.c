@@ -168,6 +168,7 @@ dl_conn_free(struct dl_conn *c)
 	q->conn_cnt--;
 	q->dt->conn_open--;
 	sl_counter_add(dl_gauge_conns, -1);
+	sl_group_add(q->group, SL_GS_OUT_ASSOC, -1);
 	dl_shape_conn_release();
 	if (c->host_slot[0] != '\0')
 		dl_shape_host_release(c->host_slot);
@@ -471,6 +472,7 @@ dl_conn_feed(struct dl_conn *c)
 	}
 	c->is_idle = false;
 	c->job = job;
+	c->txn_delivered = 0;
 	m = job->msg;
 	sl_free(c->rcpt_ptrs);
 	c->rcpt_ptrs = sl_calloc(job->rcpt_cnt, sizeof(*c->rcpt_ptrs));
@@ -493,14 +495,20 @@ static void
 dl_conn_rcpt(struct dl_conn *c, const struct sl_smtpc_ev *ev)
 {
 	struct dl_job *job = c->job;
+	bool is_delivered = ev->code >= 200 && ev->code < 300;
 
 	if (job == NULL || ev->rcpt_idx >= job->rcpt_cnt)
 		return;
+	/* SNMP: a transaction that delivered (to its first recipient delivered), and its octets. */
+	if (is_delivered && c->txn_delivered++ == 0) {
+		sl_group_add(c->q->group, SL_GS_TRANSMITTED_MSGS, 1);
+		sl_group_add(c->q->group, SL_GS_TRANSMITTED_BYTES, (int64_t)c->txn.size);
+	}
 	dl_outcome(c->q->dt, job, ev->rcpt_idx, ev->code, ev->enhanced, ev->text, c->ip,
 		   dl_stage_of(c, ev->answers),
-		   ev->code >= 200 && ev->code < 300 ? DL_DELIVERED
-		   : ev->code >= 500                 ? DL_FAILED
-						     : DL_TRANSIENT);
+		   is_delivered      ? DL_DELIVERED
+		   : ev->code >= 500 ? DL_FAILED
+				     : DL_TRANSIENT);
 }
 
 static void
@@ -721,6 +729,8 @@ dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char
 	q->connecting_cnt++;
 	dt->conn_open++;
 	sl_counter_add(dl_gauge_conns, 1);
+	sl_group_add(q->group, SL_GS_OUT_ASSOC, 1);
+	sl_group_add(q->group, SL_GS_OUT_ASSOC_TOTAL, 1);
 	c->creq.data = c;
 	rc = dl_conn_bind(c);
 	if (rc == 0)

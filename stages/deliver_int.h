@@ -35,6 +35,7 @@
 #include "spool/msg.h"
 #include "stages/deliver_dns.h"
 #include "stages/events.h"
+#include "stages/stats.h"
 
 #define DL_THREAD_MAGIC 0xde11ce01u
 #define DL_QUEUE_MAGIC  0xde11ce02u
@@ -58,6 +59,13 @@ enum dl_stage_code {
 struct dl_queue;
 struct dl_conn;
 struct dl_thread;
+
+/* Which SNMP gauge of its group (stats.h) a job counts in now. */
+enum dl_job_where {
+	DL_JOB_NOWHERE, /* neither (not queued yet, or between two places) */
+	DL_JOB_ACTIVE,  /* on its queue's active list or in a transaction */
+	DL_JOB_DELAYED, /* in the delay heap */
+};
 
 /* A recipient that failed permanently in this job, for its DSN. */
 struct dl_failure {
@@ -87,6 +95,11 @@ struct dl_job {
 	struct dl_queue *q;
 	struct dl_job *next, *prev;
 	size_t heap_pos; /* in the thread's delay heap; SIZE_MAX when not delayed */
+	/* SNMP figures (stats.h): from when it first joins a queue until it is freed */
+	struct sl_group *group;  /* its binding's group (process-long), NULL before */
+	uint64_t stored_bytes;   /* what it added to SL_GS_STORED_BYTES */
+	uint32_t stored_rcpts;   /* its recipients still counted in SL_GS_STORED_RCPTS */
+	enum dl_job_where where; /* the gauge (SL_GS_ACTIVE, SL_GS_DELAYED) it counts in */
 };
 
 /* One target of a queue: an exchanger, gateway or route, and its addresses. */
@@ -140,9 +153,12 @@ struct dl_queue {
 	unsigned consecutive_failures;
 	uint64_t first_failure_ms; /* wall clock of the first of the current run of failures */
 	bool is_closing;
-	/* for the console (life of this queue record) */
+	/* for the console and SNMP (life of this queue record) */
+	struct sl_group *group; /* its binding's group (stats.h; process-long) */
+	uint64_t received_cnt;  /* jobs that reached it (not counting their retries) */
 	uint64_t delivered_cnt; /* recipients delivered */
 	uint64_t failed_cnt;    /* recipients failed for good */
+	uint64_t transient_cnt; /* transient outcomes (every attempt's) */
 	size_t console_slot;    /* deliver_console.c's scratch during one query (0: none) */
 };
 
@@ -175,6 +191,7 @@ struct dl_conn {
 	const char **rcpt_ptrs; /* owned: addresses for the client's txn */
 	struct sl_smtp_client_txn txn;
 	unsigned deliveries;
+	unsigned txn_delivered; /* recipients of the transaction in progress delivered */
 	uint64_t started_ms;
 };
 
@@ -207,6 +224,9 @@ struct dl_thread {
 	unsigned conn_open;   /* connections not yet freed, all queues */
 	unsigned load_open;   /* reads of swapped-out content not yet finished */
 	uint64_t dns_scan_ms; /* loop time of the last dns_expire_interval scan */
+	/* SNMP: scratch (owned) for the rows of its queues' view (stats.h) */
+	struct sl_domain_stat *view;
+	size_t view_cap;
 };
 
 /* ---- deliver.c: messages, outcomes, logs, bounces */
@@ -237,7 +257,9 @@ uint64_t dl_now_ms(void);
 
 /* ---- deliver_sched.c: queues, routes, retries */
 
-struct dl_queue *dl_queue_get(struct dl_thread *dt, const char *binding, const char *domain);
+/* The queue of (binding, domain), made if new (its SNMP group from binding and binding_group). */
+struct dl_queue *dl_queue_get(struct dl_thread *dt, const char *binding, const char *binding_group,
+			      const char *domain);
 /* A job arrives (new, recovered or due again): queue it and run the queue. */
 void dl_queue_add(struct dl_thread *dt, struct dl_job *job);
 /* Try to make progress on `q`: routes, connections, hand jobs to idle connections. */
@@ -258,6 +280,14 @@ void dl_sched_counters(void);
 /* Count an active job put back on q's list outside dl_active_push (delta +1). */
 void dl_active_count(struct dl_queue *q, int delta);
 void dl_sched_fini(struct dl_thread *dt);
+/*
+ * SNMP gauges of a job (STORED_*, ACTIVE, DELAYED of its group): it counts
+ * where `where` says now; a recipient of it reached its final outcome; it
+ * is freed (it leaves every gauge).  No-ops for a job never queued.
+ */
+void dl_job_gauge(struct dl_job *job, enum dl_job_where where);
+void dl_job_rcpt_final(struct dl_job *job);
+void dl_job_unstore(struct dl_job *job);
 /* Console actions (deliver_console.c), on the queue's own thread. */
 /* Take a delayed job out of the delay heap: afterwards it is neither delayed nor active. */
 void dl_job_undelay(struct dl_thread *dt, struct dl_job *job);

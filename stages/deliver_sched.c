@@ -16,7 +16,10 @@
  * MX_Failures_To_Delay times in a row, or failures have gone on for
  * Connect_Timeout_To_Delay seconds, the queue's active jobs are delayed.
  * A delayed job waits Retry_Interval seconds, doubled after each failed
- * attempt (never beyond Message_Expiration).
+ * attempt (never beyond Message_Expiration).  SNMP (stages/stats.h): a job
+ * counts in its binding group's stored, active and delayed gauges from the
+ * time it first joins a queue until it is freed, and once a second the
+ * thread publishes the per-domain view of its queues.
  *
  * Threads: the owning delivery loop thread only.  Parses configuration
  * values (Gateway, Routes) and DNS results (through deliver_dns.c).
@@ -198,6 +201,7 @@ dl_delay_cb(uv_timer_t *t)
 
 		job->q->delayed_cnt--;
 		sl_counter_add(dl_gauge_delayed, -1);
+		dl_job_gauge(job, DL_JOB_NOWHERE);
 		dl_queue_add(dt, job);
 	}
 	dl_delay_arm(dt);
@@ -221,7 +225,8 @@ dl_delay_arm(struct dl_thread *dt)
 /* ------------------------------------------------------------ queues */
 
 struct dl_queue *
-dl_queue_get(struct dl_thread *dt, const char *binding, const char *domain)
+dl_queue_get(struct dl_thread *dt, const char *binding, const char *binding_group,
+	     const char *domain)
 {
 	size_t blen = strlen(binding), dlen = strlen(domain);
 	char *key = sl_malloc(blen + 1 + dlen + 1);
@@ -244,6 +249,8 @@ dl_queue_get(struct dl_thread *dt, const char *binding, const char *domain)
 	q->domain = key + blen + 1;
 	q->node.key = key;
 	q->node.key_len = q->key_len;
+	/* Cold (a queue is made once per binding and domain): the group's lock is fine here. */
+	q->group = sl_group_of_binding(binding, binding_group);
 	sl_htable_insert(&dt->queues, &q->node);
 	return q;
 }
@@ -282,6 +289,7 @@ dl_active_push(struct dl_queue *q, struct dl_job *job)
 	if (q->active_cnt++ == 0)
 		sl_counter_add(dl_gauge_domains, 1);
 	sl_counter_add(dl_gauge_active, 1);
+	dl_job_gauge(job, DL_JOB_ACTIVE);
 	if (!m->is_swapped) {
 		int64_t max = dl_opt_int(q, SL_OPT_MAX_RESIDENT_ACTIVE_QUEUE, 250);
 
@@ -403,10 +411,60 @@ dl_queue_take(struct dl_queue *q)
 void
 dl_queue_add(struct dl_thread *dt, struct dl_job *job)
 {
-	struct dl_queue *q = dl_queue_get(dt, job->msg->binding, job->domain);
+	struct dl_queue *q =
+		dl_queue_get(dt, job->msg->binding, job->msg->binding_group, job->domain);
 
+	/* A new job (not one due again): a reception of q, stored in its group until freed. */
+	if (job->group == NULL) {
+		q->received_cnt++;
+		job->group = q->group;
+		job->stored_bytes = sl_msg_size(job->msg);
+		job->stored_rcpts = (uint32_t)job->rcpt_cnt;
+		sl_group_add(job->group, SL_GS_STORED_MSGS, 1);
+		sl_group_add(job->group, SL_GS_STORED_BYTES, (int64_t)job->stored_bytes);
+		sl_group_add(job->group, SL_GS_STORED_RCPTS, job->stored_rcpts);
+	}
 	dl_active_push(q, job);
 	dl_queue_run(q);
+}
+
+void
+dl_job_gauge(struct dl_job *job, enum dl_job_where where)
+{
+	static const enum sl_gstat gauge[] = {
+		[DL_JOB_ACTIVE] = SL_GS_ACTIVE,
+		[DL_JOB_DELAYED] = SL_GS_DELAYED,
+	};
+
+	if (job->where == where || job->group == NULL)
+		return;
+	if (job->where != DL_JOB_NOWHERE)
+		sl_group_add(job->group, gauge[job->where], -1);
+	if (where != DL_JOB_NOWHERE)
+		sl_group_add(job->group, gauge[where], 1);
+	job->where = where;
+}
+
+void
+dl_job_rcpt_final(struct dl_job *job)
+{
+	if (job->group == NULL || job->stored_rcpts == 0)
+		return;
+	job->stored_rcpts--;
+	sl_group_add(job->group, SL_GS_STORED_RCPTS, -1);
+}
+
+void
+dl_job_unstore(struct dl_job *job)
+{
+	if (job->group == NULL)
+		return;
+	dl_job_gauge(job, DL_JOB_NOWHERE);
+	sl_group_add(job->group, SL_GS_STORED_MSGS, -1);
+	sl_group_add(job->group, SL_GS_STORED_BYTES, -(int64_t)job->stored_bytes);
+	sl_group_add(job->group, SL_GS_STORED_RCPTS, -(int64_t)job->stored_rcpts);
+	job->stored_rcpts = 0;
+	job->group = NULL;
 }
 
 void
@@ -437,6 +495,7 @@ dl_job_delay(struct dl_thread *dt, struct dl_job *job)
 	q->delayed_cnt++;
 	heap_push(&dt->delayed, job);
 	sl_counter_add(dl_gauge_delayed, 1);
+	dl_job_gauge(job, DL_JOB_DELAYED);
 	if (job->heap_pos == 0)
 		dl_delay_arm(dt);
 }
@@ -484,6 +543,7 @@ dl_job_undelay(struct dl_thread *dt, struct dl_job *job)
 	heap_remove(&dt->delayed, job);
 	job->q->delayed_cnt--;
 	sl_counter_add(dl_gauge_delayed, -1);
+	dl_job_gauge(job, DL_JOB_NOWHERE);
 	dl_delay_arm(dt);
 }
 
@@ -495,6 +555,7 @@ dl_job_unqueue(struct dl_queue *q, struct dl_job *job)
 	dl_active_unlink(q, job);
 	if (!job->msg->is_swapped)
 		q->resident_cnt--;
+	dl_job_gauge(job, DL_JOB_NOWHERE);
 	return true;
 }
 
@@ -662,6 +723,8 @@ dl_queue_conn_failed(struct dl_queue *q, const struct sockaddr_storage *addr, bo
 		sl_htable_insert(&dt->hostfails, &f->node);
 	}
 	f->until_ms = now + (uint64_t)(retry > 0 ? retry : 0) * 1000;
+	/* Refused, timed out, or the session failed before its first delivery. */
+	sl_group_add(q->group, SL_GS_OUT_ASSOC_FAILED, 1);
 	if (q->consecutive_failures++ == 0)
 		q->first_failure_ms = now;
 	{
@@ -1237,6 +1300,46 @@ dl_tick_queue(struct sl_hnode *n, void *arg)
 static void dl_free_queue(struct sl_hnode *n, void *arg);
 
 static void
+dl_view_row(struct sl_hnode *n, void *arg)
+{
+	struct dl_queue *q = (struct dl_queue *)n;
+	struct dl_thread *dt = q->dt;
+	size_t *cnt = arg;
+
+	dt->view[(*cnt)++] = (struct sl_domain_stat){
+		.domain = q->domain,
+		.binding = q->binding,
+		.group = sl_group_index(q->group),
+		.receptions = q->received_cnt,
+		.deliveries = q->delivered_cnt,
+		.failures = q->failed_cnt,
+		.transients = q->transient_cnt,
+		.conns = q->conn_cnt,
+		.active = (uint32_t)(q->active_cnt + q->inflight_cnt),
+		.delayed = (uint32_t)q->delayed_cnt,
+	};
+}
+
+/*
+ * The SNMP per-domain view of this thread's queues (stats.h), once a
+ * second; sl_domain_stats_publish leaves it alone when nothing changed.
+ * Queues freed as idle just before are no longer in it.
+ */
+static void
+dl_view_publish(struct dl_thread *dt)
+{
+	size_t cnt = 0;
+
+	if (dt->queues.cnt > dt->view_cap) {
+		dt->view_cap = dt->queues.cnt + dt->queues.cnt / 2 + 16;
+		sl_free(dt->view);
+		dt->view = sl_calloc(dt->view_cap, sizeof(*dt->view));
+	}
+	sl_htable_foreach(&dt->queues, dl_view_row, &cnt);
+	sl_domain_stats_publish(sl_thread_index(dt->t), dt->view, cnt);
+}
+
+static void
 dl_sched_tick_cb(uv_timer_t *timer)
 {
 	struct dl_thread *dt = timer->data;
@@ -1259,6 +1362,7 @@ dl_sched_tick_cb(uv_timer_t *timer)
 		dl_free_queue(&t.idle[i]->node, NULL);
 	}
 	sl_free(t.idle);
+	dl_view_publish(dt);
 }
 
 void
@@ -1316,6 +1420,11 @@ dl_sched_fini(struct dl_thread *dt)
 {
 	uv_timer_stop(&dt->delay_timer);
 	uv_timer_stop(&dt->sched_timer);
+	/* Readers may still be walking the last view: it goes after a grace period. */
+	sl_domain_stats_unpublish(sl_thread_index(dt->t));
+	sl_free(dt->view);
+	dt->view = NULL;
+	dt->view_cap = 0;
 	uv_close((uv_handle_t *)&dt->delay_timer, NULL);
 	uv_close((uv_handle_t *)&dt->sched_timer, NULL);
 	sl_htable_foreach(&dt->queues, dl_close_queue, NULL);
