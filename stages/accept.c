@@ -51,6 +51,7 @@
 #include "stages/eclog.h"
 #include "stages/events.h"
 #include "stages/stages.h"
+#include "stages/stats.h"
 
 /*
  * How an accept thread is stopped alone.  shutdown() of the shared socket
@@ -291,6 +292,9 @@ accept_listener_new(const struct sl_conf_listen_addr *a, char *why, size_t why_l
 	l->rt.service_sessions = &accept_service_sessions[a->kind];
 	snprintf(l->text, sizeof(l->text), "%s", a->text);
 	l->rt.name = l->text;
+	/* A listener removed and added again finds its group (and counts) again. */
+	if (a->kind != SL_LISTENER_CONTROL)
+		l->rt.group = sl_group_of_listener(l->text);
 	l->open_threads = a->accept_threads;
 	l->loc = a->loc;
 	accept_listeners = sl_reallocarray(accept_listeners, accept_listener_cnt + 1,
@@ -443,6 +447,7 @@ accept_handle(struct accept_worker *w, int fd, const struct sockaddr_storage *pe
 
 	max_listener = accept_personality_int(s, &ev->acl, SL_OPT_LISTENER_SESSIONS);
 	max_service = accept_personality_int(s, &ev->acl, SL_OPT_SERVICE_SESSIONS);
+	sl_group_add(l->rt.group, SL_GS_IN_ASSOC_TOTAL, 1);
 	n_listener = __atomic_add_fetch(&l->rt.sessions, 1, __ATOMIC_RELAXED);
 	n_service = __atomic_add_fetch(l->rt.service_sessions, 1, __ATOMIC_RELAXED);
 	if ((max_listener > 0 && n_listener > max_listener) ||
@@ -466,6 +471,8 @@ accept_handle(struct accept_worker *w, int fd, const struct sockaddr_storage *pe
 				      ? "ECS1-ERR 421 4.7.0 Too many sessions, try again later\r\n"
 				      : "421 4.7.0 Too many sessions, try again later\r\n");
 		sl_counter_add(accept_counter_refused, 1);
+		sl_group_add(l->rt.group, SL_GS_IN_ASSOC_REFUSED, 1);
+		sl_group_error(l->rt.group, "4.7.0");
 		sl_conf_snapshot_put(s);
 		sl_free(ev);
 		return;

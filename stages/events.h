@@ -52,6 +52,8 @@ enum sl_ev_type {
 
 #define SL_LISTENER_RT_MAGIC 0x115e7e42u
 
+struct sl_group; /* stages/stats.h */
+
 /*
  * A listening socket at run time: its session count for listener_sessions,
  * and the count of its service (ESMTP, ECStream, Control) for
@@ -64,6 +66,8 @@ struct sl_listener_rt {
 	enum sl_listener_kind kind;
 	uint32_t sessions;          /* open sessions (atomic) */
 	uint32_t *service_sessions; /* open sessions of the kind (atomic) */
+	struct sl_group *group;     /* its SNMP group "listener/NAME" (stats.h; process-long);
+				       NULL for a Control_Listener (not mail) */
 };
 
 /* accept -> protocol: a new connection.  The receiver owns fd and snap. */

@@ -48,6 +48,7 @@
 #include "stages/eclog.h"
 #include "stages/events.h"
 #include "stages/stages.h"
+#include "stages/stats.h"
 
 #include "stages/protocol_int.h"
 
@@ -358,7 +359,19 @@ proto_reject(struct proto_session *ss, enum sl_validate_phase phase, const struc
 			      &ss->out);
 	sl_eclog_reject(ss->remote, ss->local, ss->id, sl_validate_phase_name(phase), v->code,
 			v->module, v->text);
-	sl_counter_add(proto_ctr_rejected, 1);
+	proto_count_rejected(ss, v->code, v->enhanced);
+}
+
+/*
+ * A refusal that is not a policy decision (no rejectlog line, not counted
+ * as rejected: bad XCLIENT syntax, shutting down): the reply, and its
+ * status code for SNMP.
+ */
+static void
+proto_refuse(struct proto_session *ss, unsigned code, const char *enhanced, const char *text)
+{
+	sl_smtp_server_reject(ss->smtp, code, enhanced, text, &ss->out);
+	sl_group_error(ss->lrt->group, enhanced);
 }
 
 /* Apply a verdict on HELO/MAIL/RCPT/connect. */
@@ -377,8 +390,10 @@ proto_apply(struct proto_session *ss, enum sl_validate_phase phase, const struct
 			ss->msg = NULL;
 		}
 		/* Refused at connect: the refusal replaces the banner. */
-		if (phase == SL_VPHASE_CONNECT)
+		if (phase == SL_VPHASE_CONNECT) {
 			sl_buf_reset(&ss->out);
+			sl_group_add(ss->lrt->group, SL_GS_IN_ASSOC_REFUSED, 1);
+		}
 		proto_reject(ss, phase, v);
 		return;
 	}
@@ -643,9 +658,32 @@ proto_submit(struct proto_session *ss, struct sl_msg *m)
 }
 
 void
-proto_count(enum proto_counter which, int64_t n)
+proto_count_rejected(struct proto_session *ss, unsigned code, const char *text)
 {
-	sl_counter_add(which == PROTO_CTR_RECEIVED ? proto_ctr_received : proto_ctr_rejected, n);
+	sl_counter_add(proto_ctr_rejected, 1);
+	sl_group_add(ss->lrt->group, SL_GS_REJECTED_MSGS, 1);
+	sl_group_error_reply(ss->lrt->group, code, text);
+}
+
+void
+proto_count_received(struct proto_session *ss, const struct sl_msg *m)
+{
+	struct sl_group *g = ss->lrt->group;
+
+	sl_counter_add(proto_ctr_received, 1);
+	sl_group_add(g, SL_GS_RECEIVED_MSGS, 1);
+	sl_group_add(g, SL_GS_RECEIVED_BYTES, (int64_t)sl_msg_size(m));
+	sl_group_add(g, SL_GS_RECEIVED_RCPTS, (int64_t)m->rcpt_cnt);
+	sl_group_touch(g, true);
+}
+
+/* What follows the code in a reply line the machine gave ("501 5.5.4 Syntax": "5.5.4 Syntax"). */
+static const char *
+proto_reply_text(const char *reply)
+{
+	if (reply == NULL || strlen(reply) < 4 || (reply[3] != ' ' && reply[3] != '-'))
+		return NULL;
+	return reply + 4;
 }
 
 /* XCLIENT / XREMOTEIP: the proxy in front of us says who the client really is. */
@@ -690,8 +728,7 @@ proto_xclient(struct proto_session *ss, const struct sl_smtp_ev *ev)
 			continue; /* [UNAVAILABLE], [TEMPUNAVAIL] */
 		if (strcmp(a->name, "ADDR") == 0) {
 			if (a->value[0] != '[' && proto_set_peer(ss, a->value) != 0) {
-				sl_smtp_server_reject(ss->smtp, 501, "5.5.4", "Bad ADDR syntax",
-						      &ss->out);
+				proto_refuse(ss, 501, "5.5.4", "Bad ADDR syntax");
 				return;
 			}
 		} else if (strcmp(a->name, "HELO") == 0) {
@@ -771,14 +808,14 @@ proto_event(struct proto_session *ss, struct sl_smtp_ev *ev)
 				 ev->message_len, ev->reply ? ev->reply : "");
 			sl_eclog_reject(ss->remote, ss->local, ss->id, "data",
 					ev->reply_code ? ev->reply_code : 550, "smtp", text);
-			sl_counter_add(proto_ctr_rejected, 1);
+			proto_count_rejected(ss, ev->reply_code ? ev->reply_code : 550,
+					     proto_reply_text(ev->reply));
 			if (ss->msg != NULL)
 				sl_msg_clear_content(ss->msg);
 			break;
 		}
 		if (ss->pt->is_shutting_down && !ss->is_finishing) {
-			sl_smtp_server_reject(ss->smtp, 421, "4.3.2", "Service shutting down",
-					      &ss->out);
+			proto_refuse(ss, 421, "4.3.2", "Service shutting down");
 			break;
 		}
 		proto_message(ss, ev);
@@ -792,8 +829,7 @@ proto_event(struct proto_session *ss, struct sl_smtp_ev *ev)
 		break;
 	case SL_SMTP_EV_XREMOTEIP:
 		if (proto_set_peer(ss, ev->arg) != 0)
-			sl_smtp_server_reject(ss->smtp, 501, "5.5.4", "Bad address syntax",
-					      &ss->out);
+			proto_refuse(ss, 501, "5.5.4", "Bad address syntax");
 		else
 			sl_smtp_server_accept(ss->smtp, NULL, &ss->out);
 		break;
@@ -802,7 +838,7 @@ proto_event(struct proto_session *ss, struct sl_smtp_ev *ev)
 		break;
 	case SL_SMTP_EV_STARTTLS:
 		/* Not advertised until TLS is configured; the machine should not get here. */
-		sl_smtp_server_reject(ss->smtp, 454, "4.7.0", "TLS not available", &ss->out);
+		proto_refuse(ss, 454, "4.7.0", "TLS not available");
 		break;
 	case SL_SMTP_EV_REJECT:
 		/* The reply the machine gave, e.g. "503 5.5.1 Error: need MAIL first" for "RCPT". */
@@ -814,7 +850,7 @@ proto_event(struct proto_session *ss, struct sl_smtp_ev *ev)
 			sl_eclog_reject(ss->remote, ss->local, ss->id, "command", ev->reply_code,
 					"smtp", text);
 		}
-		sl_counter_add(proto_ctr_rejected, 1);
+		proto_count_rejected(ss, ev->reply_code, proto_reply_text(ev->reply));
 		break;
 	case SL_SMTP_EV_QUIT:
 	case SL_SMTP_EV_CLOSE:
@@ -954,6 +990,7 @@ proto_close(struct proto_session *ss)
 	__atomic_sub_fetch(&ss->lrt->sessions, 1, __ATOMIC_RELAXED);
 	__atomic_sub_fetch(ss->lrt->service_sessions, 1, __ATOMIC_RELAXED);
 	sl_counter_add(proto_ctr_sessions, -1);
+	sl_group_add(ss->lrt->group, SL_GS_IN_ASSOC, -1);
 	uv_timer_stop(&ss->timer);
 	uv_close(&ss->h.handle, proto_close_cb);
 	uv_close((uv_handle_t *)&ss->timer, proto_close_cb);
@@ -1031,6 +1068,7 @@ proto_session_start(struct proto_thread *pt, struct sl_session_new_ev *ev)
 		pt->sessions->prev = ss;
 	pt->sessions = ss;
 	sl_counter_add(proto_ctr_sessions, 1);
+	sl_group_add(ss->lrt->group, SL_GS_IN_ASSOC, 1);
 	sl_free(ev);
 	if (rc != 0) {
 		sl_log_err("session %s: cannot use the connection: %s", ss->id, uv_strerror(rc));
@@ -1124,7 +1162,7 @@ proto_spooled(struct proto_thread *pt, struct sl_msg *m)
 
 			snprintf(text, sizeof(text), "Ok: queued as %s", m->qid);
 			sl_smtp_server_accept(ss->smtp, text, &ss->out);
-			sl_counter_add(proto_ctr_received, 1);
+			proto_count_received(ss, m);
 		} else {
 			struct sl_verdict v = { .kind = SL_VERDICT_TEMPFAIL,
 						.code = 451,

@@ -44,6 +44,7 @@
 #include "proto/validate.h"
 #include "stages/eclog.h"
 #include "stages/protocol_int.h"
+#include "stages/stats.h"
 
 /* Header octets looked at for Message-ID: and Date: (they come first). */
 #define ECS_HEADER_SCAN_MAX (64 * 1024)
@@ -142,7 +143,7 @@ ecs_refuse(struct proto_session *ss, unsigned code, const char *enhanced, const 
 		if ((unsigned char)*p < 32 || *p == 127)
 			*p = ' ';
 	sl_eclog_reject(ss->remote, ss->local, ss->id, "data", code, "ecstream", text);
-	proto_count(PROTO_CTR_REJECTED, 1);
+	proto_count_rejected(ss, code, enhanced);
 }
 
 /* A frame that cannot be parsed: answer it, read nothing more. */
@@ -452,7 +453,8 @@ proto_ecs_connect(struct proto_session *ss, const struct sl_verdict *v)
 			      v->enhanced[0] ? v->enhanced : "5.7.1", v->text);
 		sl_eclog_reject(ss->remote, ss->local, ss->id, "connect", v->code, v->module,
 				v->text);
-		proto_count(PROTO_CTR_REJECTED, 1);
+		proto_count_rejected(ss, v->code, v->enhanced[0] ? v->enhanced : "5.7.1");
+		sl_group_add(ss->lrt->group, SL_GS_IN_ASSOC_REFUSED, 1);
 		e->state = ECS_STOPPED;
 		return;
 	}
@@ -497,7 +499,7 @@ proto_ecs_answer(struct proto_session *ss, const struct sl_msg *m)
 	r->is_done = true;
 	if (m->spool_result == 0) {
 		snprintf(r->line, sizeof(r->line), "250 %s", m->qid);
-		proto_count(PROTO_CTR_RECEIVED, 1);
+		proto_count_received(ss, m);
 		return;
 	}
 	if (m->spool_result == -EPERM)
@@ -509,7 +511,7 @@ proto_ecs_answer(struct proto_session *ss, const struct sl_msg *m)
 			 "451 4.3.0 Error: queue file write error, try again later");
 	sl_eclog_reject(ss->remote, ss->local, ss->id, "data",
 			m->spool_result == -EPERM ? 550 : 451, "ecstream", r->line + 10);
-	proto_count(PROTO_CTR_REJECTED, 1);
+	proto_count_rejected(ss, m->spool_result == -EPERM ? 550 : 451, r->line + 4);
 }
 
 void

@@ -44,11 +44,6 @@ enum proto_ev {
 struct proto_session;
 struct proto_ecs;
 
-enum proto_counter {
-	PROTO_CTR_RECEIVED,
-	PROTO_CTR_REJECTED,
-};
-
 /* Moves bytes between the socket and the session's plaintext buffers. */
 struct proto_transport {
 	const char *name;
@@ -154,7 +149,14 @@ int proto_headers(struct proto_session *ss, struct sl_msg *m, const char *with, 
 void proto_binding(struct proto_session *ss, struct sl_msg *m, const char *context);
 /* Send a complete message to be validated and spooled; it comes back SL_MSG_EV_SPOOLED. */
 void proto_submit(struct proto_session *ss, struct sl_msg *m);
-void proto_count(enum proto_counter which, int64_t n);
+/*
+ * Count a refusal the session gave (protocol.rejected; the listener's SNMP
+ * REJECTED_MSGS and the status code): `code` and what followed it in the
+ * reply ("5.7.1 Relaying denied", or just an enhanced code; NULL is fine).
+ */
+void proto_count_rejected(struct proto_session *ss, unsigned code, const char *text);
+/* Count message `m` acknowledged: the 250 after the spool's answer (protocol.received, SNMP). */
+void proto_count_received(struct proto_session *ss, const struct sl_msg *m);
 
 /* ---- protocol_ecstream.c: ECStream sessions (proto/ecstream.h) */
 
