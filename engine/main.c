@@ -341,6 +341,28 @@ main_console_shutdown(void)
 }
 
 static uint64_t
+main_reloads(void)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&main_state.lock);
+	n = (uint64_t)main_state.reload_ok_cnt;
+	pthread_mutex_unlock(&main_state.lock);
+	return n;
+}
+
+static uint64_t
+main_reload_failures(void)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&main_state.lock);
+	n = (uint64_t)main_state.reload_fail_cnt;
+	pthread_mutex_unlock(&main_state.lock);
+	return n;
+}
+
+static uint64_t
 main_generation(void)
 {
 	uint64_t gen;
@@ -409,6 +431,7 @@ enum {
 	MAIN_PROTOCOL,
 	MAIN_CONTROL,
 	MAIN_ACCEPT,
+	MAIN_SNMP,
 	MAIN__STAGES
 };
 static struct sl_stage *main_stages[MAIN__STAGES];
@@ -450,6 +473,16 @@ main_start_stages(const struct sl_conf_snapshot *s)
 	sl_spool_stage_requeue(main_stages[MAIN_DELIVER]);
 	if (sl_accept_start(main_stages[MAIN_ACCEPT], why, sizeof(why)) != 0)
 		sl_fatal("%s", why);
+	{
+		struct sl_snmp_hooks h = { main_generation, main_reloads, main_reload_failures };
+		int rc;
+
+		sl_snmp_set_hooks(&h);
+		main_stages[MAIN_SNMP] = main_stage(&sl_snmp_stage, 0);
+		rc = sl_snmp_start(main_stages[MAIN_SNMP]);
+		if (rc < 0)
+			sl_fatal("cannot start the snmp thread: %s", strerror(-rc));
+	}
 }
 
 /*
@@ -467,6 +500,9 @@ main_stop_stages(void)
 	unsigned timeout_ms =
 		s != NULL ? (unsigned)sl_conf_int(s, SL_OPT_SHUTDOWN_TIMEOUT) * 1000u : 5000u;
 
+	/* The agent first: it reads every stage's figures (and sends the shutdown trap). */
+	sl_snmp_interrupt();
+	sl_stage_stop(main_stages[MAIN_SNMP]);
 	sl_accept_interrupt();
 	sl_stage_stop(main_stages[MAIN_ACCEPT]);
 	sl_stage_stop(main_stages[MAIN_CONTROL]);
@@ -488,6 +524,7 @@ main_stop_stages(void)
 	for (int i = MAIN__STAGES - 1; i >= 0; i--)
 		sl_stage_destroy(main_stages[i]);
 	sl_accept_close();
+	sl_snmp_close();
 	sl_spool_stage_close();
 }
 
@@ -509,6 +546,7 @@ main(int argc, char **argv)
 	sl_log_level_set(o->log_level);
 	/* Before any thread exists, so every thread inherits the mask. */
 	sl_signal_block();
+	sl_snmp_preinit();
 	sl_rcu_register_thread();
 	o->state_dir = main_state_dir(o->state_dir);
 

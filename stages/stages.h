@@ -69,6 +69,23 @@ struct sl_control_hooks {
 };
 void sl_control_set_hooks(const struct sl_control_hooks *h);
 
+/* The SNMP agent (stages/snmp.c): an OWN stage whose one thread runs net-snmp. */
+extern const struct sl_stage_def sl_snmp_stage;
+struct sl_snmp_hooks {
+	uint64_t (*generation)(void);      /* configuration generation running */
+	uint64_t (*reloads)(void);         /* successful reloads */
+	uint64_t (*reload_failures)(void); /* refused reloads */
+};
+/* Before any thread exists (main): what must be set up single-threaded. */
+void sl_snmp_preinit(void);
+/* Before the stage starts (main). */
+void sl_snmp_set_hooks(const struct sl_snmp_hooks *h);
+/* Start the snmp thread (it follows the configuration: agent or not); 0 or -errno. */
+int sl_snmp_start(struct sl_stage *st);
+/* Wake it to notice the stop (before sl_stage_stop), and free what it left. */
+void sl_snmp_interrupt(void);
+void sl_snmp_close(void);
+
 /* The open spool, for reading messages back (sl_spool_read: any thread). */
 struct sl_spool *sl_spool_stage_store(void);
 /* Hand the messages recovery found to the delivery stage (once it runs). */
