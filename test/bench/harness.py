@@ -306,23 +306,25 @@ class Postfix:
 
 def relay_run(system, proto, port, pid, size, n, sessions, work, peak_fn=None):
     """Inject n messages into port; returns the figures (a dict)."""
-    sink = Sink(work)
     jfile = os.path.join(work, '%s-%s-%d.json' % (system, proto, size))
-    cpu0 = tree_cpu(pid)
-    rss = RssSampler(pid)
-    t0 = time.monotonic()
     cmd = [BENCH, 'inject', '-H', '127.0.0.1', '-p', str(port), '-P', proto, '-n', str(n),
            '-s', str(sessions), '-l', str(size), '-t', 'rcpt@sink.example',
            '-T', str(STEP_TIMEOUT), '-j', jfile]
     if proto == 'ecstream':
         cmd += ['-m', '0']
-    inj = subprocess.run(cmd, capture_output=True, timeout=STEP_TIMEOUT + 30)
-    t_end = sink.wait(n, time.monotonic() + STEP_TIMEOUT)
-    cpu1 = tree_cpu(pid)
-    peak = rss.stop()
-    if peak_fn is not None:
-        peak = max(peak, peak_fn())
-    sink.stop()
+    sink = Sink(work)
+    try:
+        cpu0 = tree_cpu(pid)
+        rss = RssSampler(pid)
+        t0 = time.monotonic()
+        inj = subprocess.run(cmd, capture_output=True, timeout=STEP_TIMEOUT + 30)
+        t_end = sink.wait(n, time.monotonic() + STEP_TIMEOUT)
+        cpu1 = tree_cpu(pid)
+        peak = rss.stop()
+        if peak_fn is not None:
+            peak = max(peak, peak_fn())
+    finally:
+        sink.stop()
     fig = keyvals(inj.stdout.decode().strip().splitlines()[-1]) if inj.stdout else {}
     accepted = int(fig.get('accepted', 0))
     row = {
@@ -332,8 +334,8 @@ def relay_run(system, proto, port, pid, size, n, sessions, work, peak_fn=None):
         'lat_p50_us': int(fig.get('lat_p50_us', 0)), 'lat_p99_us': int(fig.get('lat_p99_us', 0)),
         'cpu_s_per_1k': (cpu1 - cpu0) / n * 1000, 'peak_rss_kb': peak,
         'status': 'ok' if inj.returncode == 0 and t_end and accepted == n else
-        'failed(inject rc=%d, accepted %d, at sink %d)' % (inj.returncode, accepted,
-                                                         0 if t_end else -1),
+        'failed(inject rc=%d, accepted %d, at sink %d)' % (
+            inj.returncode, accepted, 0 if t_end else -1),
     }
     if row['status'] != 'ok':
         log('%s %s: %s %s' % (system, proto, inj.stderr.decode()[-400:], fig))
@@ -368,11 +370,13 @@ def ceiling_runs(size, n, sessions, work, rows):
                      'status': 'ok' if r.returncode == 0 else 'failed'})
     sink = Sink(work, SINK_PORT + 2)
     jfile = os.path.join(work, 'ceiling-bench-%d.json' % size)
-    r = subprocess.run([BENCH, 'inject', '-H', '127.0.0.1', '-p', str(SINK_PORT + 2), '-n',
-                        str(n), '-s', str(sessions), '-l', str(size), '-t', 'rcpt@sink.example',
-                        '-T', str(STEP_TIMEOUT), '-j', jfile], capture_output=True,
-                       timeout=STEP_TIMEOUT + 30)
-    sink.stop()
+    try:
+        r = subprocess.run([BENCH, 'inject', '-H', '127.0.0.1', '-p', str(SINK_PORT + 2),
+                            '-n', str(n), '-s', str(sessions), '-l', str(size), '-t',
+                            'rcpt@sink.example', '-T', str(STEP_TIMEOUT), '-j', jfile],
+                           capture_output=True, timeout=STEP_TIMEOUT + 30)
+    finally:
+        sink.stop()
     fig = keyvals(r.stdout.decode().strip().splitlines()[-1]) if r.stdout else {}
     rows.append({'system': 'ceiling', 'proto': 'sluice-bench', 'size': size, 'n': n,
                  'sessions': sessions, 'accepted': int(fig.get('accepted', 0)),
@@ -435,8 +439,8 @@ def charts(rows, stem):
         for r in rows:
             label = '%s/%s/%dK' % (r['system'], r['proto'], r['size'] // 1024)
             labels.append(label)
-            f.write('"%s" %.0f %.3f %.3f\n' % (label, r['relay_mps'], r['lat_p50_us'] / 1000,
-                                              r['lat_p99_us'] / 1000))
+            f.write('"%s" %.0f %.3f %.3f\n' % (label, r['relay_mps'],
+                                               r['lat_p50_us'] / 1000, r['lat_p99_us'] / 1000))
     files = []
     for term, ext in (('pngcairo size 1200,700', 'png'), ('svg size 1200,700', 'svg')):
         if ext == 'png' and subprocess.run([gp, '-e', 'set terminal pngcairo'],
@@ -577,10 +581,10 @@ def main():
         files = charts([r for r in rows if r['system'] != 'ceiling' or
                         r['proto'] == 'smtp-source'], stem)
         record(rows, idle, sys.argv[1:], files)
-        log('recorded in BENCHMARKS.md%s' % (' with ' + ', '.join(files) if files else
-                                            ' (no gnuplot: no chart)'))
-    bad = [r for r in rows if r['status'] != 'ok'] + ([idle] if idle and idle['status'] != 'ok'
-                                                       else [])
+        log('recorded in BENCHMARKS.md%s' % (' with ' + ', '.join(files) if files
+                                             else ' (no gnuplot: no chart)'))
+    bad = [r for r in rows if r['status'] != 'ok'] + (
+        [idle] if idle and idle['status'] != 'ok' else [])
     return 1 if bad else 0
 
 
