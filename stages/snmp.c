@@ -47,6 +47,7 @@
 #include "proto/oidlist.h"
 #include "stages/snmp_int.h"
 #include "stages/stages.h"
+#include "stages/stats.h"
 
 /* Our own package's figures, before net-snmp's config header redefines the names. */
 static const char snmp_version[] = PACKAGE_VERSION;
@@ -635,6 +636,13 @@ snmp_apply_config(void)
 		return;
 	}
 	snmp.generation = s->generation;
+	/*
+	 * Every configured binding has its mtaGroupTable row from the start,
+	 * not only once mail used it (listeners get theirs when opened).
+	 */
+	for (size_t i = 0; i < s->binding_cnt; i++)
+		sl_group_of_binding(s->bindings[i].name,
+				    s->bindings[i].group ? s->bindings[i].group->name : NULL);
 	snmp_conf_of(s, &c);
 	sl_snmp_traps_config(s);
 	sl_conf_snapshot_put(s);

@@ -11,7 +11,8 @@ not relayed).  Checked with snmpget/snmpwalk:
   - the system group says the stanza's SysDescription/Contact/Location;
   - applTable's row and mtaTable: received, transmitted, recipients, exact;
     and they agree with `sluicectl summary`;
-  - mtaGroupTable lists none/all, none/default and the listener, with
+  - mtaGroupTable lists none/all, none/default, each configured binding
+    (one in a binding group) and the listener, with
     exact received/rejected/transmitted counts; mtaGroupErrorTable has
     550 (5.1.1 at bad.test: outbound) and the 451 transient errors;
   - SLUICE-MIB: product, configuration generation and reloads, stages,
@@ -63,6 +64,10 @@ Retry_Interval = 3600
 Domain "ok.test" { Gateway = "127.0.0.2:2525" }
 Domain "bad.test" { Gateway = "127.0.0.3:2525" }
 Domain "slow.test" { Gateway = "127.0.0.3:2525" }
+Binding "solo" { Bind_Address = "127.0.0.9" }
+Binding_Group "grp" {
+  Binding "b1" { Bind_Address = "127.0.0.10" }
+}
 Control_Listener = ( "%s" [ 0.0.0.0/0 = ( ALWAYS-ALLOW ) ] )
 SNMP {
   State = enabled
@@ -166,6 +171,8 @@ names = {oid.split('.')[-1]: v for oid, v in groups.items()}
 diag('groups: %s' % names)
 is_(names.get('1'), 'none/all', 'mtaGroupName: group 1 is none/all')
 is_(names.get('2'), 'none/default', '... group 2 none/default')
+ok({'none/solo', 'grp/b1'} <= set(names.values()),
+   '... and a row for each configured binding, used or not (none/solo, grp/b1)', names)
 listener = [k for k, v in names.items() if v == 'listener/127.0.0.1:%d' % P]
 ok(listener, 'a group for the ESMTP listener', names)
 if listener:
