@@ -20,7 +20,8 @@ not relayed).  Checked with snmpget/snmpwalk:
     (slow.test delayed = N_SLOW, ok.test deliveries = N_OK);
   - a wrong community gets no answer; a SET is refused;
   - a trap arrives at snmptrapd when the delayed queue reaches 2;
-  - a reload that changes the community applies without a restart.
+  - a reload that changes the community, then one that changes the
+    Address, apply without a restart.
 """
 import os
 import re
@@ -57,7 +58,7 @@ sock = os.path.join(d.dir, 'control.sock')
 trapfile = os.path.join(d.dir, 'traps.log')
 
 
-def conf(community):
+def conf(community, agent=AGENT):
     return '''
 Relay_Domains = ( "ok.test" "bad.test" "slow.test" )
 Retry_Interval = 3600
@@ -84,7 +85,7 @@ SNMP_TRAPS {
   Trap_Destination [ Address = 127.0.0.1 Port = %d Community = "sluicetest" ]
   Watch_Variables [ DelayedQueue = 2 ]
 }
-''' % (sock, AGENT, community, TRAPS) + t.listener('127.0.0.1:%d' % P, t.ESC_ACL)
+''' % (sock, agent, community, TRAPS) + t.listener('127.0.0.1:%d' % P, t.ESC_ACL)
 
 
 # snmptrapd logs every trap with community sluicetest, numeric OIDs.
@@ -97,9 +98,9 @@ d.write_conf(conf('sluicetest'))
 d.start()
 
 
-def snmp(cmd, *oids, community='sluicetest', timeout=3):
+def snmp(cmd, *oids, community='sluicetest', timeout=3, agent=AGENT):
     r = subprocess.run([cmd, '-v2c', '-c', community, '-On', '-Oe', '-t', str(timeout), '-r',
-                        '0', AGENT] + list(oids), capture_output=True, timeout=30)
+                        '0', agent] + list(oids), capture_output=True, timeout=30)
     return r.returncode, r.stdout.decode(), r.stderr.decode()
 
 
@@ -238,6 +239,15 @@ rc, out, err = snmp('snmpget', ROOT + '.5.1.0', community='sluicetest', timeout=
 ok(rc != 0, 'the old community is not', rc, out)
 is_(snmp('snmpget', ROOT + '.5.2.0', community='other')[1].strip().split()[-1], '1',
     'sluiceConfigReloads 1')
+AGENT2 = '127.0.0.1:8163'
+d.write_conf(conf('other', AGENT2))
+r = subprocess.run([CTL, '-s', sock, 'config', 'reload'], capture_output=True,
+                   timeout=t.DEADLINE)
+ok(t.wait_for(lambda: snmp('snmpget', ROOT + '.5.1.0', community='other', timeout=1,
+                           agent=AGENT2)[0] == 0, timeout=10),
+   'a reload moving the Address: the agent answers on %s' % AGENT2)
+ok(snmp('snmpget', ROOT + '.5.1.0', community='other', timeout=1)[0] != 0,
+   '... and no longer on %s' % AGENT)
 
 d.stop()
 ok(t.wait_for(lambda: '%s.0.2' % ROOT in open(trapfile).read(), timeout=10),
