@@ -652,6 +652,23 @@ snmp_apply_config(void)
 		memcpy(snmp.conf.community, c.community, sizeof(c.community));
 		return;
 	}
+	if (snmp.is_running && c.is_enabled && c.agentx[0] == '\0' && snmp.conf.agentx[0] == '\0') {
+		/*
+		 * The embedded agent moves: close its transport and open the new
+		 * one, the library staying up (a full restart would re-initialise
+		 * it, which leaks some of its tables each time).
+		 */
+		shutdown_master_agent();
+		snmp.conf = c;
+		netsnmp_ds_set_string(NETSNMP_DS_APPLICATION_ID, NETSNMP_DS_AGENT_PORTS, c.address);
+		if (init_master_agent() != 0) {
+			sl_log_err("snmp: cannot listen on %s", c.address);
+			snmp_stop_agent();
+			return;
+		}
+		sl_log_notice("snmp: agent listening on %s", c.address);
+		return;
+	}
 	snmp_stop_agent();
 	snmp.conf = c;
 	if (c.is_enabled)
