@@ -166,14 +166,23 @@ ok(re.search(r'spool import %s: spool seg-00-7FFFFFF0\.sl: no valid segment head
 want = {lf(data): rcpts for _, rcpts, data in sent}
 got = sink_b.wait_count(N + N2, timeout=60)
 is_(got, N + N2, 'B delivers %d transactions to its sink' % (N + N2))
-msgs = sink_b.messages()
-matched, extra = {}, []
-for m in msgs:
-    key = next((k for k in want if m.content.endswith(k)), None)
-    if key is None:
-        extra.append(m)
-    else:
-        matched.setdefault(key, []).append(m)
+
+
+def match():
+    matched, extra = {}, []
+    for m in sink_b.messages():
+        key = next((k for k in want if m.content.endswith(k)), None)
+        if key is None:
+            extra.append(m)
+        else:
+            matched.setdefault(key, []).append(m)
+    return matched, extra
+
+
+# smtp-sink writes each dump file as the transaction goes: one counted may
+# still be empty or partial for a moment, so look until they are complete.
+t.wait_for(lambda: len(match()[0]) >= N + N2 and not match()[1], timeout=20)
+matched, extra = match()
 is_(len(matched), N + N2, 'each message arrived, byte for byte after the headers A added')
 is_(extra + [m for ms in matched.values() for m in ms[1:]], [], 'none twice, nothing else')
 ok(all(ms[0].content.count(b'Received:') == 1 and

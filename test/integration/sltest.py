@@ -1010,6 +1010,9 @@ class SmtpSink:
 
     def wait_count(self, n, timeout=DEADLINE):
         wait_for(lambda: self.count() >= n, timeout)
+        # smtp-sink creates a dump file when a transaction starts and fills
+        # it as it goes: give the ones counted a moment to have their envelope.
+        wait_for(lambda: all(m.mail is not None for m in self.messages()), min(timeout, 5))
         return self.count()
 
     def running(self):
