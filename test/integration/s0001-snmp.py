@@ -91,9 +91,10 @@ SNMP_TRAPS {
 # snmptrapd logs every trap with community sluicetest, numeric OIDs.
 with open(os.path.join(d.dir, 'snmptrapd.conf'), 'w') as f:
     f.write('authCommunity log sluicetest\n')
-trapd = subprocess.Popen(['snmptrapd', '-f', '-n', '-On', '-Lf', trapfile, '-C', '-c',
-                          os.path.join(d.dir, 'snmptrapd.conf'), '127.0.0.1:%d' % TRAPS],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+trapd = t.track(subprocess.Popen(['snmptrapd', '-f', '-n', '-On', '-Lf', trapfile, '-C', '-c',
+                                  os.path.join(d.dir, 'snmptrapd.conf'),
+                                  '127.0.0.1:%d' % TRAPS],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 d.write_conf(conf('sluicetest'))
 d.start()
 

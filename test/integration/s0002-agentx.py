@@ -43,10 +43,10 @@ with open(snmpd_conf, 'w') as f:
 def master():
     # -I -mta_sendmail: Debian's snmpd has a sendmail MTA-MIB of its own under
     # mib-2.28; its registrations are more specific than sluice's and would win.
-    return subprocess.Popen([SNMPD, '-f', '-Lf', os.path.join(d.dir, 'snmpd.log'), '-C', '-c',
-                             snmpd_conf, '-I', '-mta_sendmail', '-p',
-                             os.path.join(d.dir, 'snmpd.pid'), MASTER],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return t.track(subprocess.Popen([SNMPD, '-f', '-Lf', os.path.join(d.dir, 'snmpd.log'),
+                                     '-C', '-c', snmpd_conf, '-I', '-mta_sendmail', '-p',
+                                     os.path.join(d.dir, 'snmpd.pid'), MASTER],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
 def get(oid):

@@ -152,6 +152,27 @@ def _cleanup():
         shutil.rmtree(_tmp_root, ignore_errors=True)
 
 
+class _Tracked:
+    """A process a test started itself (snmpd, snmptrapd), stopped at exit."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def track(proc):
+    """Stop subprocess.Popen `proc` when the script ends, however it ends; returns proc."""
+    _peers.append(_Tracked(proc))
+    return proc
+
+
 def _excepthook(etype, value, tb):
     diag(''.join(traceback.format_exception(etype, value, tb)))
     print('Bail out! unexpected %s: %s' % (etype.__name__, value))
