@@ -63,8 +63,8 @@ static struct {
 	int stop_signal;
 	struct main_opts opts;
 	uint64_t generation; /* of the published snapshot */
-	int reload_ok_cnt;
-	int reload_fail_cnt;
+	uint64_t reload_ok_cnt;
+	uint64_t reload_fail_cnt;
 } main_state = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
@@ -340,37 +340,34 @@ main_console_shutdown(void)
 	main_stop_request(SIGTERM, NULL);
 }
 
+/* A figure of main_state, read under its lock (the console and SNMP threads ask). */
+static uint64_t
+main_state_read(const uint64_t *field)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&main_state.lock);
+	v = *field;
+	pthread_mutex_unlock(&main_state.lock);
+	return v;
+}
+
 static uint64_t
 main_reloads(void)
 {
-	uint64_t n;
-
-	pthread_mutex_lock(&main_state.lock);
-	n = (uint64_t)main_state.reload_ok_cnt;
-	pthread_mutex_unlock(&main_state.lock);
-	return n;
+	return main_state_read(&main_state.reload_ok_cnt);
 }
 
 static uint64_t
 main_reload_failures(void)
 {
-	uint64_t n;
-
-	pthread_mutex_lock(&main_state.lock);
-	n = (uint64_t)main_state.reload_fail_cnt;
-	pthread_mutex_unlock(&main_state.lock);
-	return n;
+	return main_state_read(&main_state.reload_fail_cnt);
 }
 
 static uint64_t
 main_generation(void)
 {
-	uint64_t gen;
-
-	pthread_mutex_lock(&main_state.lock);
-	gen = main_state.generation;
-	pthread_mutex_unlock(&main_state.lock);
-	return gen;
+	return main_state_read(&main_state.generation);
 }
 
 static void
