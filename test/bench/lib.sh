@@ -4,6 +4,13 @@
 #                          compiler) and cfgshow (how to show it in a recorded
 #                          command): the build tree's config.h when configured,
 #                          else a minimal one written into DIR
+#   bench_netns ARGS...    re-run the calling script ($0) inside a private
+#                          network namespace with only loopback, once
+#   bench_wait_port ADDR PORT SECONDS
+#                          until something listens there (1: it did not)
+#   bench_median RESULTS MODE KEY
+#                          the median of KEY=value over the lines of RESULTS
+#                          that say mode=MODE (0 when none)
 #   bench_record TITLE RESULTS [LINE...]
 #                          append a dated section to BENCHMARKS.md: kernel, CPU,
 #                          commit, each LINE as a "- " item, then RESULTS (a file)
@@ -19,6 +26,37 @@ bench_config_h() {
 		cfgshow='<dir of a config.h: #define _GNU_SOURCE 1>'
 		printf '#define _GNU_SOURCE 1\n' >"$1/config.h"
 	fi
+}
+
+bench_netns() {
+	if [ "${SL_BENCH_NETNS:-}" != 1 ]; then
+		exec env SL_BENCH_NETNS=1 unshare -n -- bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
+	fi
+}
+
+bench_wait_port() {
+	_end=$(($(date +%s) + $3))
+	until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+		[ "$(date +%s)" -ge "$_end" ] && return 1
+		sleep 0.05
+	done
+}
+
+bench_median() {
+	awk -v mode="$2" -v key="$3" '
+	{
+		m = ""; v = ""
+		for (i = 1; i <= NF; i++) {
+			split($i, kv, "=")
+			if (kv[1] == "mode") m = kv[2]
+			if (kv[1] == key) v = kv[2]
+		}
+		if (m == mode && v != "") a[++n] = v + 0
+	}
+	END {
+		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		print n == 0 ? 0 : n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}' "$1"
 }
 
 bench_record() {

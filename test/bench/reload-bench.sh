@@ -36,9 +36,11 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-if [ "${SL_BENCH_NETNS:-}" != 1 ]; then
-	exec env SL_BENCH_NETNS=1 unshare -n -- bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "${args[@]}"
-fi
+# shellcheck disable=SC2034 # read by lib.sh
+top=$top_srcdir
+# shellcheck source=test/bench/lib.sh
+. "$top_srcdir/test/bench/lib.sh"
+bench_netns "${args[@]}"
 
 for b in "$SLUICED" "$CTL" "$BENCH"; do
 	[ -x "$b" ] || { echo "reload-bench: $b not built" >&2; exit 2; }
@@ -54,15 +56,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 3' INT TERM
-
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-wait_port() { # ADDR PORT SECONDS
-	local end=$(( $(date +%s) + $3 ))
-	until port_open "$1" "$2"; do
-		[ "$(date +%s)" -ge "$end" ] && return 1
-		sleep 0.05
-	done
-}
 
 conf() { # DIR BANNER LIMIT
 	cat <<EOF
@@ -90,7 +83,7 @@ reloader() {
 
 "$BENCH" sink -H 127.0.0.2 -p "$SINK" -T 3600 >"$work/sink.out" 2>&1 &
 SINK_PID=$!
-wait_port 127.0.0.2 "$SINK" 30 || { echo "reload-bench: the sink did not start" >&2; exit 1; }
+bench_wait_port 127.0.0.2 "$SINK" 30 || { echo "reload-bench: the sink did not start" >&2; exit 1; }
 
 run() { # MODE RUN
 	local d=$work/$1-$2 out reloads
@@ -98,7 +91,7 @@ run() { # MODE RUN
 	conf "$d" one.bench 50 >"$d/sluice.conf"
 	"$SLUICED" -F -c "$d/sluice.conf" -d notice 2>"$d/stderr" &
 	SL_PID=$!
-	wait_port 127.0.0.1 "$PORT" 30 || { echo "sluiced did not start: $(cat "$d/stderr")" >&2; exit 1; }
+	bench_wait_port 127.0.0.1 "$PORT" 30 || { echo "sluiced did not start: $(cat "$d/stderr")" >&2; exit 1; }
 	if [ "$1" = reload ]; then
 		reloader "$d" &
 		RL_PID=$!
@@ -126,38 +119,21 @@ for ((r = 1; r <= PAIRS; r++)); do
 done
 
 # Medians per mode, the cost of reloading, the p99 ratio.
-awk '
-function median(a, n,   i, j, t) {
-	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
 {
-	m = ""; mps = ""; p99 = ""
-	for (i = 1; i <= NF; i++) {
-		split($i, kv, "=")
-		if (kv[1] == "mode") m = kv[2]
-		if (kv[1] == "accept_mps") mps = kv[2]
-		if (kv[1] == "lat_p99_us") p99 = kv[2]
-	}
-	if (m == "" || mps == "") next
-	n[m]++; M[m, n[m]] = mps; P[m, n[m]] = p99
-}
-END {
-	for (m in n) {
-		for (i = 1; i <= n[m]; i++) { a[i] = M[m, i]; b[i] = P[m, i] }
-		med_mps[m] = median(a, n[m]); med_p99[m] = median(b, n[m])
-		printf "median mode=%s runs=%d accept_mps=%.0f lat_p99_us=%.0f\n", m, n[m], med_mps[m], med_p99[m]
-	}
-	if (med_mps["plain"] > 0 && med_p99["plain"] > 0)
-		printf "reload cost: throughput %.1f%%, p99 x%.2f (goal: under 5%% and under x2)\n",
-			(med_mps["plain"] - med_mps["reload"]) * 100 / med_mps["plain"],
-			med_p99["reload"] / med_p99["plain"]
-}' "$results" | tee -a "$results"
+	p_mps=$(bench_median "$results" plain accept_mps)
+	r_mps=$(bench_median "$results" reload accept_mps)
+	p_p99=$(bench_median "$results" plain lat_p99_us)
+	r_p99=$(bench_median "$results" reload lat_p99_us)
+	echo "median mode=reload runs=$PAIRS accept_mps=$r_mps lat_p99_us=$r_p99"
+	echo "median mode=plain runs=$PAIRS accept_mps=$p_mps lat_p99_us=$p_p99"
+	awk -v p="$p_mps" -v r="$r_mps" -v pl="$p_p99" -v rl="$r_p99" 'BEGIN {
+		if (p > 0 && pl > 0)
+			printf "reload cost: throughput %.1f%%, p99 x%.2f (goal: under 5%% and under x2)\n",
+				(p - r) * 100 / p, rl / pl
+	}'
+} | tee -a "$results"
 
 if [ "$record" = yes ]; then
-	# shellcheck disable=SC2034 # read by lib.sh
-	top=$top_srcdir
-	. "$top_srcdir/test/bench/lib.sh"
 	bench_record "Configuration reload under load (one reload per second)" "$results" \
 		"run: \`test/bench/reload-bench.sh ${args[*]}\` (sluice-bench inject -n $N -s $S -l $L, one connection per message, fsync on, relaying to sluice-bench sink; reloads through sluicectl config reload, inside unshare -n)" \
 		"reload cost = (plain - reload) / plain of the median accept_mps; positive: reloading is slower"

@@ -35,9 +35,11 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-if [ "${SL_BENCH_NETNS:-}" != 1 ]; then
-	exec env SL_BENCH_NETNS=1 unshare -n -- bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "${args[@]}"
-fi
+# shellcheck disable=SC2034 # read by lib.sh
+top=$top_srcdir
+# shellcheck source=test/bench/lib.sh
+. "$top_srcdir/test/bench/lib.sh"
+bench_netns "${args[@]}"
 
 for b in "$SLUICED" "$BENCH"; do
 	[ -x "$b" ] || { echo "snmp-bench: $b not built" >&2; exit 2; }
@@ -54,15 +56,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 3' INT TERM
-
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-wait_port() { # ADDR PORT SECONDS
-	local end=$(( $(date +%s) + $3 ))
-	until port_open "$1" "$2"; do
-		[ "$(date +%s)" -ge "$end" ] && return 1
-		sleep 0.05
-	done
-}
 
 conf() { # DIR
 	cat <<EOF
@@ -86,7 +79,7 @@ walker() {
 
 "$BENCH" sink -H 127.0.0.2 -p "$SINK" -c "$work/sink.count" -T 3600 >"$work/sink.out" 2>&1 &
 SINK_PID=$!
-wait_port 127.0.0.2 "$SINK" 30 || { echo "snmp-bench: the sink did not start" >&2; exit 1; }
+bench_wait_port 127.0.0.2 "$SINK" 30 || { echo "snmp-bench: the sink did not start" >&2; exit 1; }
 sink_count() { cat "$work/sink.count" 2>/dev/null || echo 0; }
 
 run() { # MODE RUN
@@ -95,7 +88,7 @@ run() { # MODE RUN
 	conf "$d" >"$d/sluice.conf"
 	"$SLUICED" -F -c "$d/sluice.conf" -d notice 2>"$d/stderr" &
 	SL_PID=$!
-	wait_port 127.0.0.1 "$PORT" 30 || { echo "sluiced did not start: $(cat "$d/stderr")" >&2; exit 1; }
+	bench_wait_port 127.0.0.1 "$PORT" 30 || { echo "sluiced did not start: $(cat "$d/stderr")" >&2; exit 1; }
 	if [ "$1" = walk ]; then
 		walker "$d" &
 		WALK_PID=$!
@@ -129,36 +122,18 @@ for ((r = 1; r <= PAIRS; r++)); do
 	run walk "$r" | tee -a "$results"
 done
 
-awk '
-function median(a, n,   i, j, t) {
-	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
 {
-	m = ""; mps = ""
-	for (i = 1; i <= NF; i++) {
-		split($i, kv, "=")
-		if (kv[1] == "mode") m = kv[2]
-		if (kv[1] == "relay_mps") mps = kv[2]
-	}
-	if (m == "" || mps == "") next
-	n[m]++; M[m, n[m]] = mps
-}
-END {
-	for (m in n) {
-		for (i = 1; i <= n[m]; i++) a[i] = M[m, i]
-		med[m] = median(a, n[m])
-		printf "median mode=%s runs=%d relay_mps=%.0f\n", m, n[m], med[m]
-	}
-	if (med["plain"] > 0)
-		printf "snmpwalk cost: relay throughput %.1f%% (goal: under 2%%)\n",
-			(med["plain"] - med["walk"]) * 100 / med["plain"]
-}' "$results" | tee -a "$results"
+	p_mps=$(bench_median "$results" plain relay_mps)
+	w_mps=$(bench_median "$results" walk relay_mps)
+	echo "median mode=walk runs=$PAIRS relay_mps=$w_mps"
+	echo "median mode=plain runs=$PAIRS relay_mps=$p_mps"
+	awk -v p="$p_mps" -v w="$w_mps" 'BEGIN {
+		if (p > 0)
+			printf "snmpwalk cost: relay throughput %.1f%% (goal: under 2%%)\n", (p - w) * 100 / p
+	}'
+} | tee -a "$results"
 
 if [ "$record" = yes ]; then
-	# shellcheck disable=SC2034 # read by lib.sh
-	top=$top_srcdir
-	. "$top_srcdir/test/bench/lib.sh"
 	bench_record "SNMP: relaying with and without an snmpwalk of the whole agent every second" "$results" \
 		"run: \`test/bench/snmp-bench.sh ${args[*]}\` (sluice-bench inject -n $N -s $S -l $L, one connection per message, fsync on, relaying to sluice-bench sink; snmpwalk -v2c .1.3.6.1 every second, inside unshare -n)" \
 		"snmpwalk cost = (plain - walk) / plain of the median relay_mps; positive: walking is slower"
