@@ -49,7 +49,8 @@ want = ['usr/sbin/sluiced', 'usr/bin/sluice-inject', 'usr/bin/sluice-bench', 'us
         'usr/lib/libsluice-ecstream.a', 'usr/include/sluice/proto/ecstream.h',
         'usr/include/sluice/engine/buf.h', 'etc/sluice/sluice.conf.sample',
         'etc/sluice/sluice.conf', 'usr/lib/systemd/system/sluiced.service',
-        'etc/logrotate.d/sluice']
+        'etc/logrotate.d/sluice', 'usr/share/snmp/mibs/SLUICE-MIB.txt',
+        'usr/share/snmp/mibs/SLUICE-SMI.txt']
 missing = [p for p in want if not os.path.isfile(os.path.join(dest, p))]
 is_(missing, [], 'every file is installed in its place')
 for p in ('usr/sbin/sluiced', 'usr/bin/sluice-inject', 'usr/bin/sluice-bench'):

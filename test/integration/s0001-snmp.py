@@ -44,7 +44,7 @@ for tool in ('snmpget', 'snmpwalk', 'snmptrapd'):
 CTL = os.path.join(t.TOP_BUILDDIR, 'sluicectl')
 P, AGENT, TRAPS = 2890, '127.0.0.1:8162', 1162
 N_OK, N_BAD, N_SLOW, N_REJ = 7, 3, 2, 4
-ROOT = '1.3.6.1.4.1.8072.9999.9999.2789'
+ROOT = '1.3.6.1.4.1.8072.9999.9999.2789.1'
 MTA = '1.3.6.1.2.1.28'
 
 good = t.Receiver('127.0.0.2', 2525, name='good').start()
@@ -95,6 +95,9 @@ trapd = t.track(subprocess.Popen(['snmptrapd', '-f', '-n', '-On', '-Lf', trapfil
                                   os.path.join(d.dir, 'snmptrapd.conf'),
                                   '127.0.0.1:%d' % TRAPS],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+# sluiceStart leaves as the agent starts: snmptrapd must be listening by then.
+if not t.wait_for(lambda: t.udp_bound(TRAPS), timeout=10):
+    t.bail('snmptrapd did not bind 127.0.0.1:%d' % TRAPS)
 d.write_conf(conf('sluicetest'))
 d.start()
 

@@ -30,7 +30,7 @@ if not os.access(SNMPD, os.X_OK) or shutil.which('snmpget') is None:
     t.bail('snmpd/snmpget are not installed (apt-get install snmpd snmp)')
 
 P, MASTER = 2895, '127.0.0.1:1161'
-ROOT = '1.3.6.1.4.1.8072.9999.9999.2789'
+ROOT = '1.3.6.1.4.1.8072.9999.9999.2789.1'
 sink = t.Receiver('127.0.0.2', 2525, name='sink').start()
 d = t.Sluiced('', name='agentx')
 xsock = os.path.join(d.dir, 'agentx.sock')

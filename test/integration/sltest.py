@@ -253,6 +253,20 @@ def wait_for(pred, timeout=DEADLINE, interval=0.02):
         interval = min(interval * 1.5, 0.2)
 
 
+def udp_bound(port):
+    """True once a socket of this network namespace is bound to UDP port `port`."""
+    for table in ('/proc/net/udp', '/proc/net/udp6'):
+        try:
+            with open(table) as f:
+                next(f)
+                for ln in f:
+                    if int(ln.split()[1].rsplit(':', 1)[1], 16) == port:
+                        return True
+        except OSError:
+            pass
+    return False
+
+
 def tmpdir(name):
     path = os.path.join(_tmp_root, name)
     os.makedirs(path, exist_ok=True)
