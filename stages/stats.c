@@ -494,9 +494,9 @@ sl_domain_stats_foreach(void (*fn)(const struct sl_domain_stat *d, void *arg), v
 {
 	unsigned hw = __atomic_load_n(&stats_view_hw, __ATOMIC_RELAXED);
 
-	sl_rcu_read_lock();
 	for (unsigned i = 0; i < hw; i++) {
-		struct sl_rcuobj *o = sl_holder_peek(&stats_views[i]);
+		/* A reference, not a read-side section: fn runs once per queue. */
+		struct sl_rcuobj *o = sl_holder_get(&stats_views[i]);
 		const struct stats_view *v;
 
 		if (o == NULL)
@@ -505,6 +505,6 @@ sl_domain_stats_foreach(void (*fn)(const struct sl_domain_stat *d, void *arg), v
 		SL_CHECK_OBJ(v, STATS_VIEW_MAGIC);
 		for (size_t k = 0; k < v->cnt; k++)
 			fn(&v->rows[k], arg);
+		sl_rcuobj_put(o);
 	}
-	sl_rcu_read_unlock();
 }

@@ -148,8 +148,9 @@ struct sl_domain_stat {
 };
 /*
  * fn for every queue of every delivery thread's last published view (at
- * most about a second old), under an RCU read-side section: fn must be
- * quick and must not block.
+ * most about a second old).  Each view is held by a reference while fn
+ * runs over its rows, so the RCU read-side sections stay short whatever the
+ * number of queues; fn must not block (the caller's thread is the SNMP one).
  */
 void sl_domain_stats_foreach(void (*fn)(const struct sl_domain_stat *d, void *arg), void *arg);
 
