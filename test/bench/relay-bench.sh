@@ -38,9 +38,9 @@ while [ $# -gt 0 ]; do
 done
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1024 51200)
 
-if [ "${SL_BENCH_NETNS:-}" != 1 ]; then
-	exec env SL_BENCH_NETNS=1 unshare -n -- bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "${args[@]}"
-fi
+top=$top_srcdir
+. "$top_srcdir/test/bench/lib.sh"
+bench_netns "${args[@]}"
 
 [ -n "$shared" ] || { echo "relay-bench: ../shared/bench not found" >&2; exit 2; }
 [ -x "$SLUICED" ] || { echo "relay-bench: $SLUICED not built" >&2; exit 2; }
@@ -56,14 +56,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 3' INT TERM
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_port() { # PORT SECONDS
-	local end=$(($(date +%s) + $2))
-	until port_open "$1"; do
-		[ "$(date +%s)" -ge "$end" ] && return 1
-		sleep 0.05
-	done
-}
 summary() { grep -E '^(accept_mps|ceiling_mps)=' | tail -n 1; }
 
 sluice_run() { # SIZE
@@ -80,28 +72,28 @@ ec_logger { mainlog = "$d/mainlog.ec" rejectlog = "$d/rejectlog.ec" paniclog = "
 EOF
 	"$SLUICED" -F -c "$d/sluice.conf" -d notice 2>"$d/stderr" &
 	SL_PID=$!
-	wait_port "$PORT" 30 || { echo "sluiced did not start: $(cat "$d/stderr")" >&2; exit 1; }
+	bench_wait_port 127.0.0.1 "$PORT" 30 || { echo "sluiced did not start: $(cat "$d/stderr")" >&2; exit 1; }
 	(cd "$shared" && ./mta-bench.sh -p "$PORT" -N sluice -P "$SL_PID" -n "$N" -l "$1" \
 		-s "$S" -r 1 -T 600) >"$d/out" 2>&1
 	kill -TERM "$SL_PID"; wait "$SL_PID" 2>/dev/null; SL_PID=
-	echo "$(summary <"$d/out") system=sluice-fsync delivered_logged=$(grep -c '@D@' "$d/mainlog.ec" 2>/dev/null)"
+	echo "$(summary <"$d/out") mode=sluice-$1 system=sluice-fsync delivered_logged=$(grep -c '@D@' "$d/mainlog.ec" 2>/dev/null)"
 }
 
 postfix_run() { # SIZE
 	local d=$work/postfix-$1
 	mkdir -p "$d"
-	if ! "$shared/peers.sh" start postfix >"$d/start" 2>&1 || ! wait_port 2525 30; then
+	if ! "$shared/peers.sh" start postfix >"$d/start" 2>&1 || ! bench_wait_port 127.0.0.1 2525 30; then
 		echo "relay_mps=skipped system=postfix size=$1 reason=$(tail -n 1 "$d/start")"
 		return
 	fi
 	(cd "$shared" && ./mta-bench.sh -p 2525 -N postfix -n "$N" -l "$1" -s "$S" -r 1 -T 600) \
 		>"$d/out" 2>&1
 	"$shared/peers.sh" stop postfix >/dev/null 2>&1
-	echo "$(summary <"$d/out") system=postfix"
+	echo "$(summary <"$d/out") mode=postfix-$1 system=postfix"
 }
 
 ceiling_run() { # SIZE
-	(cd "$shared" && ./ceiling.sh -n "$N" -l "$1" -s "$S" -r 1) 2>&1 | summary
+	echo "$( (cd "$shared" && ./ceiling.sh -n "$N" -l "$1" -s "$S" -r 1) 2>&1 | summary) mode=ceiling-$1"
 }
 
 results=$work/results
@@ -113,9 +105,20 @@ for ((r = 1; r <= RUNS; r++)); do
 	done
 done
 
+# The goal (issue 4): sluice relays at least 3x Postfix and at least half
+# the ceiling.  Medians over the runs, per size.
+for size in "${SIZES[@]}"; do
+	sl=$(bench_median "$results" "sluice-$size" relay_mps)
+	pf=$(bench_median "$results" "postfix-$size" relay_mps)
+	ce=$(bench_median "$results" "ceiling-$size" ceiling_mps)
+	awk -v z="$size" -v s="$sl" -v p="$pf" -v c="$ce" -v r="$RUNS" 'BEGIN {
+		printf "size=%s runs=%s median relay_mps: sluice=%.0f postfix=%.0f ceiling=%.0f", z, r, s, p, c
+		printf " sluice/postfix=%s sluice/ceiling=%s\n", (p > 0 ? sprintf("%.1fx", s / p) : "n/a"),
+			(c > 0 ? sprintf("%.0f%%", 100 * s / c) : "n/a")
+	}' | tee -a "$results"
+done
+
 if [ "$record" = yes ]; then
-	top=$top_srcdir
-	. "$top_srcdir/test/bench/lib.sh"
 	bench_record "SMTP relay rate (sluice fsync on, Postfix, loopback ceiling)" "$results" \
 		"run: \`test/bench/relay-bench.sh ${args[*]}\` (../shared/bench/mta-bench.sh -n $N -s $S, one session per message, sizes ${SIZES[*]}, inside unshare -n)"
 fi
