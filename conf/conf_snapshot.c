@@ -210,6 +210,9 @@ enum block_kind {
 	BK_NAMED, /* ThreadPool, SNMP, SNMP_TRAPS, modules: own option scope */
 };
 
+/* Instances of one module kind (rdns <name="a">, rdns <name="b">, ...). */
+#define SL_CONF_MODULE_INSTANCES_MAX 8
+
 /* Blocks with their own options, and the module names sluice knows. */
 struct block_def {
 	const char *kind; /* canonical */
@@ -228,7 +231,7 @@ static const struct block_def block_defs[] = {
 	{ "RFC2822", SL_S_RFC2822, 0, false, true, true },
 	{ "ec_logger", SL_S_EC_LOGGER, -1, true, false, true },
 	{ "bounce_classifier", SL_S_BOUNCE_CLASSIFIER, -1, true, true, false },
-	{ "rdns", SL_S_RDNS, -1, true, true, false },
+	{ "rdns", SL_S_RDNS, -1, true, false, false }, /* instances: <name="..."> */
 };
 
 /* Momentum's module-loading keywords: `Logger logging/ec_logger ec_logger { }`. */
@@ -514,13 +517,22 @@ build_named(struct build *b, const struct sl_conf_stanza *st)
 				"unknown module attribute '%s' (known: name, debug_level)",
 				st->attrs[i].key);
 	}
+	/* A module instance is named by <name="..."> (conf.ref.validate), else by its module. */
+	for (size_t i = 0; def->is_module && i < st->attr_cnt; i++)
+		if (strcasecmp(st->attrs[i].key, "name") == 0)
+			instance = sl_conf__value_text(b->a, &st->attrs[i].value);
 	if (instance == NULL && def->is_module)
 		instance = def->kind;
-	for (size_t i = 0; i < b->blocks.cnt; i++) {
+	for (size_t i = 0, n = 0; i < b->blocks.cnt; i++) {
 		const struct sl_conf_block *prev = (const struct sl_conf_block *)b->blocks.v + i;
 
 		if (strcasecmp(prev->kind, def->kind) != 0)
 			continue;
+		if (++n == SL_CONF_MODULE_INSTANCES_MAX) {
+			sl_conf_error_add(b->errs, &st->loc, "at most %d instances of %s",
+					  SL_CONF_MODULE_INSTANCES_MAX, def->kind);
+			return;
+		}
 		if (def->is_single || strcmp(prev->name, instance) == 0) {
 			sl_conf_error_add(b->errs, &st->loc, "%s%s%s%s is already defined at %s:%u",
 					  def->kind, def->is_single ? "" : " \"",

@@ -1,23 +1,41 @@
 /*
- * proto/validate.c - the validation module runner and sluice's built-in modules.
+ * proto/validate.c - the validation module runner and sluice's modules.
  *
- * Modules:
- *   relay  (rcptto, always loaded, inline)  a recipient whose domain is
- *          Blackhole = true/inline is refused (550 5.7.1); otherwise one is accepted when
- *          its domain is one we take mail for (Relay_Domains), or the
- *          client may relay: its address is in Relay_Hosts (global or the
- *          ACL's personality), or its ACL entry has
- *          relay_for_sending_domains (open, or listing the sender's domain).
- *          Anything else is 550 5.7.1.
+ * Built-in modules (always loaded; they run first, in this order):
+ *   ehlo          (ehlo)  the HELO/EHLO argument must be a domain (letters,
+ *                 digits, '-', '_', dot-separated labels) or an address
+ *                 literal "[...]" (RFC 5321 §4.1.1.1): else 501 5.5.2.
+ *   require_ehlo  (mailfrom)  with Require_EHLO, MAIL before HELO/EHLO is
+ *                 503 5.5.1.
+ *   null_sender   (mailfrom)  with Allow_Null_Envelope_Sender = false,
+ *                 MAIL FROM:<> is 553 5.1.7.
+ *   message_size  (no callback)  Message_Size is enforced by the SMTP
+ *                 machine while the content streams in; the protocol stage
+ *                 asks sl_validate_is_active() when the session starts, so
+ *                 __bypass_message_size lifts the limit for the session.
+ *   relay         (rcptto)  a recipient whose domain is Blackhole =
+ *                 true/inline is refused (550 5.7.1); otherwise one is
+ *                 accepted when its domain is one we take mail for
+ *                 (Relay_Domains), or the client may relay: its address is
+ *                 in Relay_Hosts (global or the ACL's personality), or its
+ *                 ACL entry has relay_for_sending_domains (open, or listing
+ *                 the sender's domain).  Anything else is 550 5.7.1.
+ *   rfc2822       (data)  Date_Header = pedantic refuses a message without
+ *                 Date: (550 5.6.0).  Lone CR/LF (Lone_LF_In_Body/Headers)
+ *                 is found by the machine while reading; like message_size
+ *                 the protocol stage asks at session start, and a bypassed
+ *                 rfc2822 passes lone CR/LF through (headers: fixed).
+ * Loadable modules (run after the built-ins, as declared):
  *   rdns   (connect, loaded by an rdns block, blocking)  looks up the
  *          client's reverse DNS name (and with Forward_Confirm checks that
  *          it resolves back to the client), sets the context variable
  *          "rdns" to it or to "unknown", and with Require_PTR refuses a
  *          client without one: 450 4.7.25 (RFC 7372).  It calls the
- *          blocking resolver, so it runs on the validation stage.
+ *          blocking resolver, so it runs on the validation stage.  Several
+ *          instances may be loaded with <name="...">.
  *
- * Threads: relay on any thread; rdns on validation threads only (it
- * blocks in getnameinfo/getaddrinfo).  Parses resolver answers only
+ * Threads: the built-ins on any thread; rdns on validation threads only
+ * (it blocks in getnameinfo/getaddrinfo).  Parses resolver answers only
  * through the C library.
  */
 #include "config.h"
@@ -152,6 +170,93 @@ static const struct sl_validate_module validate_relay = {
 	.phase = { [SL_VPHASE_RCPTTO] = relay_rcptto },
 };
 
+/* RFC 5321 §4.1.1.1: Domain or address-literal (underscores tolerated: common in the wild). */
+static bool
+ehlo_is_valid(const char *arg)
+{
+	size_t len = strlen(arg), label = 0;
+
+	if (len >= 2 && arg[0] == '[' && arg[len - 1] == ']')
+		return strchr(arg + 1, '[') == NULL && strchr(arg + 1, ']') == arg + len - 1;
+	for (const char *p = arg; *p != '\0'; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				return false; /* an empty label */
+			label = 0;
+		} else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			   (*p >= '0' && *p <= '9') || *p == '-' || *p == '_') {
+			label++;
+		} else {
+			return false;
+		}
+	}
+	return len > 0;
+}
+
+static void
+ehlo_ehlo(const struct sl_validate_ctx *ctx, struct sl_verdict *v)
+{
+	if (!ehlo_is_valid(ctx->helo))
+		validate_set(v, SL_VERDICT_REJECT, 501, "5.5.2",
+			     "Syntax: HELO/EHLO argument is not a domain or address literal");
+}
+
+static const struct sl_validate_module validate_ehlo = {
+	.name = "ehlo",
+	.is_inline = true,
+	.phase = { [SL_VPHASE_EHLO] = ehlo_ehlo },
+};
+
+static void
+require_ehlo_mailfrom(const struct sl_validate_ctx *ctx, struct sl_verdict *v)
+{
+	if (ctx->policy != NULL && ctx->policy->require_ehlo &&
+	    (ctx->helo == NULL || ctx->helo[0] == '\0'))
+		validate_set(v, SL_VERDICT_REJECT, 503, "5.5.1", "Error: send HELO/EHLO first");
+}
+
+static const struct sl_validate_module validate_require_ehlo = {
+	.name = "require_ehlo",
+	.is_inline = true,
+	.phase = { [SL_VPHASE_MAILFROM] = require_ehlo_mailfrom },
+};
+
+static void
+null_sender_mailfrom(const struct sl_validate_ctx *ctx, struct sl_verdict *v)
+{
+	if (ctx->policy != NULL && !ctx->policy->allow_null_sender && ctx->sender != NULL &&
+	    ctx->sender[0] == '\0')
+		validate_set(v, SL_VERDICT_REJECT, 553, "5.1.7", "Null sender not allowed");
+}
+
+static const struct sl_validate_module validate_null_sender = {
+	.name = "null_sender",
+	.is_inline = true,
+	.phase = { [SL_VPHASE_MAILFROM] = null_sender_mailfrom },
+};
+
+static const struct sl_validate_module validate_message_size = {
+	.name = "message_size",
+	.is_inline = true,
+};
+
+static void
+rfc2822_data(const struct sl_validate_ctx *ctx, struct sl_verdict *v)
+{
+	size_t pos = 0;
+	const struct sl_conf_block *b = sl_conf_block_next(ctx->snap, "RFC2822", &pos);
+	const union sl_conf_val *date = sl_conf_block_get(ctx->snap, b, SL_OPT_DATE_HEADER);
+
+	if (!ctx->has_date_header && date != NULL && strcasecmp(date->s, "pedantic") == 0)
+		validate_set(v, SL_VERDICT_REJECT, 550, "5.6.0", "Message has no Date: header");
+}
+
+static const struct sl_validate_module validate_rfc2822 = {
+	.name = "rfc2822",
+	.is_inline = true,
+	.phase = { [SL_VPHASE_DATA] = rfc2822_data },
+};
+
 /* The client's address as the resolver wants it: IPv4-mapped IPv6 becomes IPv4. */
 static socklen_t
 rdns_addr(const struct sockaddr *peer, struct sockaddr_storage *out)
@@ -204,8 +309,7 @@ rdns_confirms(const char *name, const struct sockaddr_storage *sa)
 static void
 rdns_connect(const struct sl_validate_ctx *ctx, struct sl_verdict *v)
 {
-	size_t pos = 0;
-	const struct sl_conf_block *b = sl_conf_block_next(ctx->snap, "rdns", &pos);
+	const struct sl_conf_block *b = ctx->block;
 	const union sl_conf_val *req = sl_conf_block_get(ctx->snap, b, SL_OPT_RDNS_REQUIRE_PTR);
 	const union sl_conf_val *fc = sl_conf_block_get(ctx->snap, b, SL_OPT_RDNS_FORWARD_CONFIRM);
 	struct sockaddr_storage sa;
@@ -233,36 +337,56 @@ static const struct sl_validate_module validate_rdns = {
 	.phase = { [SL_VPHASE_CONNECT] = rdns_connect },
 };
 
-static const struct sl_validate_module *const validate_builtin[] = {
-	&validate_relay,
-	&validate_rdns,
+/* Built-ins first, in their documented order; then the loadable ones. */
+static const struct sl_validate_module *const validate_all[] = {
+	&validate_ehlo,  &validate_require_ehlo, &validate_null_sender, &validate_message_size,
+	&validate_relay, &validate_rfc2822,      &validate_rdns,
 };
 
 const struct sl_validate_module *const *
 sl_validate_modules(size_t *cnt)
 {
-	*cnt = SL_ARRAY_LEN(validate_builtin);
-	return validate_builtin;
+	*cnt = SL_ARRAY_LEN(validate_all);
+	return validate_all;
 }
 
-bool
-sl_validate_is_loaded(const struct sl_validate_module *m, const struct sl_conf_snapshot *s)
+static void
+validate_chain_add(struct sl_validate_chain *ch, const struct sl_validate_module *m,
+		   const struct sl_conf_block *b, const char *name)
 {
-	size_t pos = 0;
-
-	return m->block == NULL || (s != NULL && sl_conf_block_next(s, m->block, &pos) != NULL);
+	if (ch->cnt == SL_VALIDATE_CHAIN_MAX)
+		return; /* the configuration check caps loaded instances well below this */
+	ch->link[ch->cnt].mod = m;
+	ch->link[ch->cnt].block = b;
+	ch->link[ch->cnt].name = name;
+	ch->cnt++;
+	for (size_t p = 0; p < SL_VPHASE__COUNT; p++)
+		if (m->phase[p] != NULL && !m->is_inline)
+			ch->needs_pool[p] = true;
 }
 
-bool
-sl_validate_needs_pool(const struct sl_conf_snapshot *s, enum sl_validate_phase phase)
+void
+sl_validate_chain_build(const struct sl_conf_snapshot *s, struct sl_validate_chain *ch)
 {
-	for (size_t i = 0; i < SL_ARRAY_LEN(validate_builtin); i++) {
-		const struct sl_validate_module *m = validate_builtin[i];
+	memset(ch, 0, sizeof(*ch));
+	for (size_t i = 0; i < SL_ARRAY_LEN(validate_all); i++)
+		if (validate_all[i]->block == NULL)
+			validate_chain_add(ch, validate_all[i], NULL, validate_all[i]->name);
+	if (s == NULL)
+		return;
+	/* Blocks are kept in declaration order: that is the order modules run in. */
+	for (size_t k = 0; k < s->block_cnt; k++) {
+		const struct sl_conf_block *b = &s->blocks[k];
 
-		if (m->phase[phase] != NULL && !m->is_inline && sl_validate_is_loaded(m, s))
-			return true;
+		if (b->is_passive)
+			continue; /* loaded, but its hooks are not called (conf.ref.validate) */
+		for (size_t i = 0; i < SL_ARRAY_LEN(validate_all); i++) {
+			const struct sl_validate_module *m = validate_all[i];
+
+			if (m->block != NULL && strcasecmp(m->block, b->kind) == 0)
+				validate_chain_add(ch, m, b, b->name ? b->name : m->name);
+		}
 	}
-	return false;
 }
 
 static bool
@@ -278,21 +402,35 @@ validate_is_bypassed(const struct sl_validate_ctx *ctx, const char *name)
 	return val != NULL && (strcasecmp(val, "true") == 0 || strcmp(val, "1") == 0);
 }
 
+bool
+sl_validate_is_active(const struct sl_validate_chain *ch, const char *name,
+		      const struct sl_validate_ctx *ctx)
+{
+	for (size_t i = 0; i < ch->cnt; i++)
+		if (strcmp(ch->link[i].name, name) == 0)
+			return !validate_is_bypassed(ctx, name);
+	return false;
+}
+
 void
-sl_validate_run(enum sl_validate_phase phase, const struct sl_validate_ctx *ctx,
-		bool is_inline_only, struct sl_verdict *v)
+sl_validate_run(const struct sl_validate_chain *ch, enum sl_validate_phase phase,
+		const struct sl_validate_ctx *ctx, bool is_inline_only, struct sl_verdict *v)
 {
 	SL_ASSERT(phase < SL_VPHASE__COUNT);
 	memset(v, 0, sizeof(*v));
 	v->kind = SL_VERDICT_ACCEPT;
-	for (size_t i = 0; i < SL_ARRAY_LEN(validate_builtin); i++) {
-		const struct sl_validate_module *m = validate_builtin[i];
-		if (m->phase[phase] == NULL || (is_inline_only && !m->is_inline) ||
-		    !sl_validate_is_loaded(m, ctx->snap) || validate_is_bypassed(ctx, m->name))
+	for (size_t i = 0; i < ch->cnt; i++) {
+		const struct sl_validate_link *l = &ch->link[i];
+		struct sl_validate_ctx c;
+
+		if (l->mod->phase[phase] == NULL || (is_inline_only && !l->mod->is_inline) ||
+		    validate_is_bypassed(ctx, l->name))
 			continue;
-		m->phase[phase](ctx, v);
+		c = *ctx;
+		c.block = l->block;
+		l->mod->phase[phase](&c, v);
 		if (v->kind != SL_VERDICT_ACCEPT) {
-			v->module = m->name;
+			v->module = l->name;
 			return;
 		}
 	}

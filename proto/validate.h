@@ -1,28 +1,39 @@
 /*
  * proto/validate.h - validation modules: policy callbacks per SMTP phase.
- * * A validation module is a table of phase callbacks (connect, ehlo,
- * mailfrom, rcptto, data) that look at the session's facts and answer
- * accept, tempfail or reject with a reply.  Built-in modules are always
- * loaded; the others are loaded by naming them in the configuration
- * (`Validate validate/rdns rdns { ... }` or `rdns { ... }`).  Modules run in their declared
- * order; the first that does not accept decides.  A module that never
- * blocks (pure policy, like the built-in relay check) is marked inline and
- * runs on the protocol thread; one that may block (disk, network) runs on
- * the validation stage's threads while the session waits.  A context
- * variable __bypass_<module> = true skips a module for that session
- * (Momentum's convention).
  *
- * Threads: modules are constant tables; sl_validate_run() runs on whichever
- * thread the caller is (protocol thread for inline modules, a validation
- * thread otherwise) over a context that thread owns for the call.
- * Parses nothing beyond the envelope strings it is given (bounded by the
- * SMTP machine's limits).
+ * A validation module is a table of phase callbacks (connect, ehlo,
+ * mailfrom, rcptto, data) that look at the session's facts and answer
+ * accept, tempfail or reject with a reply.  Built-in modules (ehlo,
+ * require_ehlo, null_sender, message_size, relay, rfc2822) are always
+ * loaded and run first, in that order; the others are loaded by naming
+ * them in the configuration (`Validate validate/rdns rdns { ... }` or
+ * `rdns { ... }`) and run after them in the order they are declared
+ * (Momentum: "called in the order that they are declared").  A module
+ * loaded `passive` is configured but its hooks are never called.  The
+ * first module that does not accept decides.  A module that never blocks
+ * (pure policy) is marked inline and runs on the protocol thread; when a
+ * module that may block (disk, network) has an opinion on a phase, the
+ * whole phase runs on the validation stage's threads while the session
+ * waits.  A context variable __bypass_<name> = true skips a module for
+ * that session (Momentum's convention); <name> is the module's, or the
+ * instance name given by `<name="...">`.
+ *
+ * The session resolves its chain once, from the snapshot it holds
+ * (sl_validate_chain_build), so a reload never changes the rules of a
+ * session in flight; the chain travels by value with verdict requests.
+ *
+ * Threads: modules are constant tables; a chain points into them and into
+ * its snapshot.  sl_validate_run() runs on whichever thread the caller is
+ * (protocol thread for inline modules, a validation thread otherwise) over
+ * a context that thread owns for the call.  Parses nothing beyond the
+ * envelope strings it is given (bounded by the SMTP machine's limits).
  */
 #ifndef SL_PROTO_VALIDATE_H
 #define SL_PROTO_VALIDATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "conf/conf_snapshot.h"
@@ -58,6 +69,14 @@ struct sl_validate_relay {
 	const struct sl_conf_strlist *acl_relay_hosts; /* personality relay_hosts, or NULL */
 };
 
+/* One session's settings the built-in modules need, resolved from its ACL walk. */
+struct sl_validate_policy {
+	bool require_ehlo;      /* Require_EHLO */
+	bool allow_null_sender; /* Allow_Null_Envelope_Sender */
+};
+
+struct sl_validate_chain;
+
 /* What a module may look at; the caller owns it for the duration of a call. */
 struct sl_validate_ctx {
 	const struct sl_conf_snapshot *snap;
@@ -68,8 +87,14 @@ struct sl_validate_ctx {
 	const char *rcpt;            /* the RCPT being checked (rcptto phase) */
 	size_t rcpt_cnt;             /* recipients accepted so far */
 	const struct sl_validate_relay *relay;
-	/* Session context variables (listener ACL context, module results). */ const char *(
-		*context_get)(void *ctx_arg, const char *key);
+	const struct sl_validate_policy *policy; /* NULL: Require_EHLO off, null sender allowed */
+	/* data phase: facts about the complete message */
+	bool has_date_header; /* the client's content had a Date: header */
+	uint64_t message_len; /* content octets */
+	/* Set by the runner for each module: its configuration block (NULL for built-ins). */
+	const struct sl_conf_block *block;
+	/* Session context variables (listener ACL context, module results). */
+	const char *(*context_get)(void *ctx_arg, const char *key);
 	/* Set one for the rest of the session (may be NULL: results are dropped). */
 	void (*context_set)(void *ctx_arg, const char *key, const char *val);
 	void *ctx_arg;
@@ -77,31 +102,47 @@ struct sl_validate_ctx {
 
 struct sl_validate_module {
 	const char *name;  /* "relay"; __bypass_<name> skips it */
-	const char *block; /* the configuration block that loads it; NULL: always loaded */
+	const char *block; /* the configuration block kind that loads it; NULL: built-in */
 	bool is_inline;    /* never blocks: may run on the protocol thread */
 	/* One callback per phase; NULL: no opinion in that phase. */
 	void (*phase[SL_VPHASE__COUNT])(const struct sl_validate_ctx *ctx, struct sl_verdict *v);
 };
 
-/* Every module sluice has, in the order they run (loaded or not). */
+/* Most modules one chain holds: the built-ins plus loaded instances (conf caps those). */
+#define SL_VALIDATE_CHAIN_MAX 24
+
+/* The modules a session runs, in order: built-ins, then loaded ones as declared. */
+struct sl_validate_chain {
+	struct sl_validate_link {
+		const struct sl_validate_module *mod;
+		const struct sl_conf_block *block; /* in the snapshot; NULL for built-ins */
+		const char *name;                  /* for __bypass_ and the rejectlog */
+	} link[SL_VALIDATE_CHAIN_MAX];
+	size_t cnt;
+	bool needs_pool[SL_VPHASE__COUNT]; /* a blocking module has an opinion on it */
+};
+
+/* Every module sluice has: the built-ins in their order, then the loadable ones. */
 const struct sl_validate_module *const *sl_validate_modules(size_t *cnt);
 
-/* True when `m` is loaded in snapshot `s` (always-on, or its block is configured). */
-bool sl_validate_is_loaded(const struct sl_validate_module *m, const struct sl_conf_snapshot *s);
-
 /*
- * True when some module loaded in `s` with an opinion on `phase` may block,
- * so the phase must run on the validation stage.
+ * Resolve the chain of snapshot `s` into *ch: the built-ins, then every
+ * configured, non-passive block of a loadable module in declaration order.
+ * *ch points into `s`: it is valid while the caller holds `s`.
  */
-bool sl_validate_needs_pool(const struct sl_conf_snapshot *s, enum sl_validate_phase phase);
+void sl_validate_chain_build(const struct sl_conf_snapshot *s, struct sl_validate_chain *ch);
+
+/* True when module instance `name` is in `ch` and ctx does not bypass it. */
+bool sl_validate_is_active(const struct sl_validate_chain *ch, const char *name,
+			   const struct sl_validate_ctx *ctx);
 
 /*
- * Run the modules of `phase` loaded in ctx->snap (only the inline ones when
+ * Run the modules of `phase` in `ch` (only the inline ones when
  * `is_inline_only`), skipping bypassed ones; *v is ACCEPT or the first
- * objection.
+ * objection (v->module names the instance that objected).
  */
-void sl_validate_run(enum sl_validate_phase phase, const struct sl_validate_ctx *ctx,
-		     bool is_inline_only, struct sl_verdict *v);
+void sl_validate_run(const struct sl_validate_chain *ch, enum sl_validate_phase phase,
+		     const struct sl_validate_ctx *ctx, bool is_inline_only, struct sl_verdict *v);
 
 /* "awaiting mailfrom" etc.: the phase name the rejectlog uses. */
 const char *sl_validate_phase_name(enum sl_validate_phase phase);

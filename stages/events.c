@@ -24,6 +24,7 @@ sl_verdict_req_free(struct sl_verdict_req_ev *r)
 		sl_free(r->context[i].val);
 	}
 	sl_free(r->context);
+	sl_msg_free(r->msg);
 	sl_conf_snapshot_put(r->snap);
 	r->ev.magic = 0;
 	sl_free(r);

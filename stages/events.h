@@ -7,12 +7,11 @@
  * so every stage may include it (test/check-layout.sh knows).
  *
  *   accept   -> protocol  SL_EV_SESSION_NEW   a connection and its policy
- *   protocol -> validate  SL_EV_VERDICT_REQ   envelope checks that may block
+ *   protocol -> validate  SL_EV_VERDICT_REQ   a phase whose modules may block (connect,
+ *                                             envelope, or data with the complete message)
  *   validate -> protocol  SL_EV_VERDICT_REQ   ... answered (same event back)
- *   protocol -> validate  SL_MSG_EV_VALIDATE  a complete message (struct sl_msg), when
- *                                             a data-phase module may block
- *   validate -> spool     SL_MSG_EV_SPOOL     ... checked, to be made durable
- *   protocol -> spool     SL_MSG_EV_SPOOL     ... checked inline (no blocking module) *   spool    -> protocol  SL_MSG_EV_SPOOLED   ... durable (or not): answer the client
+ *   protocol -> spool     SL_MSG_EV_SPOOL     a checked message, to be made durable
+ *   spool    -> protocol  SL_MSG_EV_SPOOLED   ... durable (or not): answer the client
  *   protocol -> deliver   SL_MSG_EV_QUEUED    ... and answered: deliver it
  *   spool    -> deliver   SL_MSG_EV_QUEUED    recovered at start: deliver it
  *   deliver  -> spool     SL_MSG_EV_SPOOL     a bounce (DSN) to make durable
@@ -87,7 +86,9 @@ struct sl_session_new_ev {
 
 /*
  * protocol <-> validate: a verdict from the modules that may block.  The
- * strings are copies owned by the event.
+ * strings are copies owned by the event; so is `msg` in the data phase
+ * (it goes back with the verdict: the protocol stage sends an accepted one
+ * to the spool, so a message reaches the spool only from its session).
  */
 struct sl_verdict_req_ev {
 	struct sl_event ev;      /* SL_EV_VERDICT_REQ; reply_to = the session's thread */
@@ -102,9 +103,13 @@ struct sl_verdict_req_ev {
 	char *sender; /* NULL before MAIL */
 	char *rcpt;
 	size_t rcpt_cnt;
-	struct sl_validate_relay relay; /* points into snap */
-	struct sl_msg_kv *context;      /* copies */
+	struct sl_validate_relay relay;   /* points into snap */
+	struct sl_validate_policy policy; /* the session's */
+	struct sl_validate_chain chain;   /* the session's modules; points into snap */
+	struct sl_msg_kv *context;        /* copies */
 	size_t context_cnt;
+	struct sl_msg *msg;        /* data phase: the complete message (owned), else NULL */
+	bool has_date_header;      /* data phase: the content had a Date: header */
 	struct sl_verdict verdict; /* filled by validate */
 };
 

@@ -193,9 +193,12 @@ proto_policy(struct proto_session *ss)
 		(unsigned)proto_pers_int(ss, SL_OPT_MAX_RECEPTIONS_PER_CONNECTION);
 	c->body_bare_eol = proto_bare_eol(ss->snap, SL_OPT_LONE_LF_IN_BODY);
 	c->header_bare_eol = proto_bare_eol(ss->snap, SL_OPT_LONE_LF_IN_HEADERS);
-	c->require_ehlo = sl_conf_bool(ss->snap, SL_OPT_REQUIRE_EHLO);
-	c->allow_null_sender = proto_pers(ss, SL_OPT_ALLOW_NULL_ENVELOPE_SENDER) == NULL ||
-			       proto_pers(ss, SL_OPT_ALLOW_NULL_ENVELOPE_SENDER)->b;
+	/* The require_ehlo and null_sender modules decide these, not the machine. */
+	ss->vpolicy.require_ehlo = sl_conf_bool(ss->snap, SL_OPT_REQUIRE_EHLO);
+	ss->vpolicy.allow_null_sender = proto_pers(ss, SL_OPT_ALLOW_NULL_ENVELOPE_SENDER) == NULL ||
+					proto_pers(ss, SL_OPT_ALLOW_NULL_ENVELOPE_SENDER)->b;
+	c->require_ehlo = false;
+	c->allow_null_sender = true;
 	c->allow_trailing_ws = proto_pers(ss, SL_OPT_ALLOW_TRAILING_WHITESPACE_IN_COMMANDS) &&
 			       proto_pers(ss, SL_OPT_ALLOW_TRAILING_WHITESPACE_IN_COMMANDS)->b;
 	c->has_8bitmime = true;
@@ -230,6 +233,23 @@ proto_policy(struct proto_session *ss)
 		const union sl_conf_val *rh = proto_pers(ss, SL_OPT_RELAY_HOSTS);
 
 		ss->relay.acl_relay_hosts = rh ? &rh->list : NULL;
+	}
+	sl_validate_chain_build(ss->snap, &ss->chain);
+	/*
+	 * message_size and rfc2822's lone CR/LF rule are enforced by the machine
+	 * while the content streams in; a bypass (from the listener's context)
+	 * lifts them for the whole session.
+	 */
+	{
+		struct sl_validate_ctx ctx;
+
+		proto_vctx(ss, NULL, NULL, &ctx);
+		if (!sl_validate_is_active(&ss->chain, "message_size", &ctx))
+			c->message_size = 0;
+		if (!sl_validate_is_active(&ss->chain, "rfc2822", &ctx)) {
+			c->body_bare_eol = SL_SMTP_BARE_EOL_IGNORE;
+			c->header_bare_eol = SL_SMTP_BARE_EOL_FIX;
+		}
 	}
 }
 
@@ -416,9 +436,46 @@ proto_vctx(struct proto_session *ss, const struct sl_msg *m, const char *rcpt,
 	ctx->rcpt = rcpt;
 	ctx->rcpt_cnt = m ? m->rcpt_cnt : 0;
 	ctx->relay = &ss->relay;
+	ctx->policy = &ss->vpolicy;
 	ctx->context_get = proto_context_get;
 	ctx->context_set = proto_context_put;
 	ctx->ctx_arg = ss;
+}
+
+/*
+ * A verdict request for `phase` of the session's current state; the
+ * session waits for it and holds a reference until it comes back.
+ */
+static struct sl_verdict_req_ev *
+proto_vreq(struct proto_session *ss, enum sl_validate_phase phase, const char *rcpt)
+{
+	struct sl_verdict_req_ev *r = SL_NEW(r);
+
+	sl_event_init(&r->ev, SL_EV_VERDICT_REQ);
+	r->session = ss;
+	r->session_serial = ss->serial;
+	r->phase = phase;
+	sl_rcuobj_get(&ss->snap->obj);
+	r->snap = ss->snap;
+	r->has_peer = ss->has_peer;
+	memcpy(&r->peer, &ss->peer, sizeof(r->peer));
+	r->peer_ip = sl_strdup(ss->peer_ip);
+	r->helo = sl_strdup(ss->helo ? ss->helo : "");
+	r->sender = ss->msg ? sl_strdup(ss->msg->sender) : NULL;
+	r->rcpt = rcpt ? sl_strdup(rcpt) : NULL;
+	r->rcpt_cnt = ss->msg ? ss->msg->rcpt_cnt : 0;
+	r->relay = ss->relay;
+	r->policy = ss->vpolicy;
+	r->chain = ss->chain;
+	r->context = sl_calloc(ss->ctx_cnt ? ss->ctx_cnt : 1, sizeof(*r->context));
+	for (size_t i = 0; i < ss->ctx_cnt; i++) {
+		r->context[i].key = sl_strdup(ss->ctx[i].key);
+		r->context[i].val = sl_strdup(ss->ctx[i].val);
+	}
+	r->context_cnt = ss->ctx_cnt;
+	ss->pending_phase = phase;
+	ss->refs++;
+	return r;
 }
 
 /*
@@ -431,39 +488,44 @@ proto_check(struct proto_session *ss, enum sl_validate_phase phase, const char *
 	struct sl_validate_ctx ctx;
 	struct sl_verdict v;
 
-	if (sl_validate_needs_pool(ss->snap, phase)) {
-		struct sl_verdict_req_ev *r = SL_NEW(r);
+	if (ss->chain.needs_pool[phase]) {
+		struct sl_verdict_req_ev *r = proto_vreq(ss, phase, rcpt);
 
-		sl_event_init(&r->ev, SL_EV_VERDICT_REQ);
-		r->session = ss;
-		r->session_serial = ss->serial;
-		r->phase = phase;
-		sl_rcuobj_get(&ss->snap->obj);
-		r->snap = ss->snap;
-		r->has_peer = ss->has_peer;
-		memcpy(&r->peer, &ss->peer, sizeof(r->peer));
-		r->peer_ip = sl_strdup(ss->peer_ip);
-		r->helo = sl_strdup(ss->helo ? ss->helo : "");
-		r->sender = ss->msg ? sl_strdup(ss->msg->sender) : NULL;
-		r->rcpt = rcpt ? sl_strdup(rcpt) : NULL;
-		r->rcpt_cnt = ss->msg ? ss->msg->rcpt_cnt : 0;
-		r->relay = ss->relay;
-		r->context = sl_calloc(ss->ctx_cnt ? ss->ctx_cnt : 1, sizeof(*r->context));
-		for (size_t i = 0; i < ss->ctx_cnt; i++) {
-			r->context[i].key = sl_strdup(ss->ctx[i].key);
-			r->context[i].val = sl_strdup(ss->ctx[i].val);
-		}
-		r->context_cnt = ss->ctx_cnt;
-		ss->pending_phase = phase;
 		sl_msg_set_str(&ss->pending_rcpt, rcpt);
 		ss->is_waiting = true;
-		ss->refs++;
 		sl_send(ss->pt->validate, &r->ev);
 		return;
 	}
 	proto_vctx(ss, ss->msg, rcpt, &ctx);
-	sl_validate_run(phase, &ctx, true, &v);
+	sl_validate_run(&ss->chain, phase, &ctx, true, &v);
 	proto_apply(ss, phase, &v, rcpt);
+}
+
+bool
+proto_check_data(struct proto_session *ss, struct sl_msg *m, bool has_date_header,
+		 struct sl_verdict *v)
+{
+	struct sl_validate_ctx ctx;
+	struct sl_verdict_req_ev *r;
+
+	if (!ss->chain.needs_pool[SL_VPHASE_DATA]) {
+		/* Every data-phase module is inline: check here, skip a hop. */
+		proto_vctx(ss, m, NULL, &ctx);
+		ctx.has_date_header = has_date_header;
+		ctx.message_len = m->content_len;
+		sl_validate_run(&ss->chain, SL_VPHASE_DATA, &ctx, true, v);
+		return true;
+	}
+	r = proto_vreq(ss, SL_VPHASE_DATA, NULL);
+	sl_free(r->sender);
+	r->sender = sl_strdup(m->sender);
+	r->rcpt_cnt = m->rcpt_cnt;
+	r->msg = m;
+	r->has_date_header = has_date_header;
+	m->origin = ss;
+	m->origin_serial = ss->serial;
+	sl_send(ss->pt->validate, &r->ev);
+	return false;
 }
 
 /* ------------------------------------------------------------ inbound throttle */
@@ -523,9 +585,10 @@ proto_date(char *buf, size_t len, time_t t)
 
 /*
  * The Received: line (RFC 5321 §4.4, `with` its protocol name) and any
- * Message-ID:/Date: the message lacks.  -1: Date_Header = pedantic and no Date:.
+ * Message-ID:/Date: the message lacks (Date_Header = pedantic adds none: the
+ * rfc2822 module refuses the message).  Returns 0.
  */
-int
+void
 proto_headers(struct proto_session *ss, struct sl_msg *m, const char *with, bool has_message_id,
 	      bool has_date)
 {
@@ -553,12 +616,9 @@ proto_headers(struct proto_session *ss, struct sl_msg *m, const char *with, bool
 	if (!has_date) {
 		const char *policy = proto_rfc2822_str(ss->snap, SL_OPT_DATE_HEADER);
 
-		if (strcasecmp(policy, "pedantic") == 0)
-			return -1;
 		if (strcasecmp(policy, "ifneeded") == 0)
 			sl_buf_printf(&m->head, "Date: %s\r\n", date);
 	}
-	return 0;
 }
 
 /*
@@ -585,11 +645,12 @@ proto_binding(struct proto_session *ss, struct sl_msg *m, const char *context)
 	sl_msg_set_str(&m->binding_group, b && b->group ? b->group->name : "default");
 }
 
-/* A complete, well-formed message: add headers and send it to be validated and spooled. */
+/* A complete, well-formed message: add headers, validate it, send it to be spooled. */
 static void
 proto_message(struct proto_session *ss, const struct sl_smtp_ev *ev)
 {
 	struct sl_msg *m = ss->msg;
+	struct sl_verdict v;
 
 	SL_CHECK_OBJ(m, SL_MSG_MAGIC);
 	ss->msg_seq++;
@@ -599,62 +660,38 @@ proto_message(struct proto_session *ss, const struct sl_smtp_ev *ev)
 	sl_msg_set_str(&m->protocol, "esmtp");
 	for (size_t i = 0; i < ss->ctx_cnt; i++)
 		sl_msg_add_context(m, ss->ctx[i].key, ss->ctx[i].val);
-	if (proto_headers(ss, m,
-			  sl_smtp_server_is_esmtp(ss->smtp)
-				  ? (m->is_smtputf8 ? "UTF8ESMTP" : "ESMTP")
-			  : m->is_smtputf8 ? "UTF8SMTP"
-					   : "SMTP",
-			  ev->has_message_id_header, ev->has_date_header) != 0) {
-		struct sl_verdict v = { .kind = SL_VERDICT_REJECT,
-					.code = 550,
-					.module = "rfc2822" };
-
-		snprintf(v.enhanced, sizeof(v.enhanced), "5.6.0");
-		snprintf(v.text, sizeof(v.text), "Message has no Date: header");
-		proto_reject(ss, SL_VPHASE_DATA, &v);
-		sl_msg_free(m);
-		ss->msg = NULL;
-		return;
-	}
+	proto_headers(ss, m,
+		      sl_smtp_server_is_esmtp(ss->smtp) ? (m->is_smtputf8 ? "UTF8ESMTP" : "ESMTP")
+		      : m->is_smtputf8                  ? "UTF8SMTP"
+							: "SMTP",
+		      ev->has_message_id_header, ev->has_date_header);
 	proto_binding(ss, m, proto_context_get(ss, "binding"));
-	if (!sl_validate_needs_pool(ss->snap, SL_VPHASE_DATA)) {
-		/* Every data-phase module is inline: check here, skip a hop. */
-		struct sl_validate_ctx ctx;
-		struct sl_verdict v;
-
-		proto_vctx(ss, ss->msg, NULL, &ctx);
-		sl_validate_run(SL_VPHASE_DATA, &ctx, true, &v);
-		if (v.kind != SL_VERDICT_ACCEPT) {
-			proto_reject(ss, SL_VPHASE_DATA, &v);
-			sl_msg_free(m);
-			ss->msg = NULL;
-			return;
-		}
-	}
 	ss->msg = NULL;
 	ss->is_waiting = true;
+	if (!proto_check_data(ss, m, ev->has_date_header, &v))
+		return; /* the validation stage has it; proto_verdict_back goes on */
+	if (v.kind != SL_VERDICT_ACCEPT) {
+		ss->is_waiting = false;
+		proto_reject(ss, SL_VPHASE_DATA, &v);
+		sl_msg_free(m);
+		return;
+	}
 	proto_submit(ss, m);
 }
 
 /*
- * Send a complete message on: to the validation stage when a data-phase
- * module may block, else straight to the spool.  It comes back as
+ * Send a complete, checked message to the spool.  It comes back as
  * SL_MSG_EV_SPOOLED; the session holds a reference until then.
  */
 void
 proto_submit(struct proto_session *ss, struct sl_msg *m)
 {
-	sl_event_init(&m->ev, SL_MSG_EV_VALIDATE);
+	sl_event_init(&m->ev, SL_MSG_EV_SPOOL);
 	m->origin = ss;
 	m->origin_serial = ss->serial;
 	ss->refs++;
 	sl_counter_add(proto_ctr_inflight, 1);
-	if (sl_validate_needs_pool(ss->snap, SL_VPHASE_DATA)) {
-		sl_send(ss->pt->validate, &m->ev);
-	} else {
-		m->ev.type = SL_MSG_EV_SPOOL;
-		sl_send(ss->pt->spool, &m->ev);
-	}
+	sl_send(ss->pt->spool, &m->ev);
 }
 
 void
@@ -752,22 +789,52 @@ proto_xclient(struct proto_session *ss, const struct sl_smtp_ev *ev)
 	sl_smtp_server_accept(ss->smtp, NULL, &ss->out);
 }
 
+/*
+ * XDUMPCONTEXT: the connection context (as the reference's example shows:
+ * ehlo_domain, ehlo_string, then the context variables) and, inside a
+ * transaction, the message's: its envelope so far.
+ */
 static void
 proto_dumpcontext(struct proto_session *ss)
 {
-	const char **lines = sl_calloc(ss->ctx_cnt + 4, sizeof(*lines));
-	size_t n = 0;
+	size_t cap = ss->ctx_cnt + 6 + (ss->msg ? ss->msg->rcpt_cnt : 0), n = 0;
+	const char **lines = sl_calloc(cap, sizeof(*lines));
 
 	lines[n++] = sl_asprintf("[connection] remote_ip %s", ss->peer_ip);
 	lines[n++] = sl_asprintf("[connection] session_id %s", ss->id);
 	if (ss->helo != NULL)
 		lines[n++] = sl_asprintf("[connection] ehlo_domain %s", ss->helo);
+	if (ss->ehlo_string != NULL)
+		lines[n++] = sl_asprintf("[connection] ehlo_string %s", ss->ehlo_string);
 	for (size_t i = 0; i < ss->ctx_cnt; i++)
 		lines[n++] = sl_asprintf("[connection] %s %s", ss->ctx[i].key, ss->ctx[i].val);
+	if (ss->msg != NULL) {
+		lines[n++] = sl_asprintf("[message] mailfrom %s", ss->msg->sender);
+		for (size_t i = 0; i < ss->msg->rcpt_cnt; i++)
+			lines[n++] = sl_asprintf("[message] rcptto %s", ss->msg->rcpts[i].addr);
+	}
+	SL_ASSERT(n <= cap);
 	sl_smtp_server_reply_lines(ss->smtp, lines, n, &ss->out);
 	for (size_t i = 0; i < n; i++)
 		sl_free((void *)lines[i]);
 	sl_free(lines);
+}
+
+/*
+ * Keep the HELO/EHLO line as the client sent it (XDUMPCONTEXT's
+ * ehlo_string): the last line of what the machine consumed for the event.
+ */
+static void
+proto_ehlo_string(struct proto_session *ss, const char *data, size_t len)
+{
+	const char *line;
+
+	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+		len--;
+	line = memrchr(data, '\n', len);
+	line = line ? line + 1 : data;
+	sl_free(ss->ehlo_string);
+	ss->ehlo_string = sl_strndup(line, len - (size_t)(line - data));
 }
 
 static void
@@ -807,7 +874,11 @@ proto_event(struct proto_session *ss, struct sl_smtp_ev *ev)
 			snprintf(text, sizeof(text), "message of %" PRIu64 " octets refused: %s",
 				 ev->message_len, ev->reply ? ev->reply : "");
 			sl_eclog_reject(ss->remote, ss->local, ss->id, "data",
-					ev->reply_code ? ev->reply_code : 550, "smtp", text);
+					ev->reply_code ? ev->reply_code : 550,
+					(ev->defects & SL_SMTP_DEFECT_TOO_BIG)    ? "message_size"
+					: (ev->defects & SL_SMTP_DEFECT_BARE_EOL) ? "rfc2822"
+										  : "smtp",
+					text);
 			proto_count_rejected(ss, ev->reply_code ? ev->reply_code : 550,
 					     proto_reply_text(ev->reply));
 			if (ss->msg != NULL)
@@ -910,12 +981,15 @@ proto_drive(struct proto_session *ss)
 		struct sl_smtp_ev ev;
 		size_t used = 0;
 		enum sl_smtp_ev_kind k;
+		const char *start = ss->in.data + ss->in_off;
 
-		k = sl_smtp_server_next(ss->smtp, ss->in.data + ss->in_off, ss->in.len - ss->in_off,
-					&used, &ev, &ss->out);
+		k = sl_smtp_server_next(ss->smtp, start, ss->in.len - ss->in_off, &used, &ev,
+					&ss->out);
 		ss->in_off += used;
 		if (k == SL_SMTP_EV_NONE)
 			break;
+		if (k == SL_SMTP_EV_HELO)
+			proto_ehlo_string(ss, start, used);
 		proto_event(ss, &ev);
 	}
 	if (ss->in_off > 0) {
@@ -951,6 +1025,7 @@ proto_session_free(struct proto_session *ss)
 	}
 	sl_free(ss->ctx);
 	sl_free(ss->helo);
+	sl_free(ss->ehlo_string);
 	sl_free(ss->pending_rcpt);
 	sl_conf_snapshot_put(ss->snap);
 	ss->magic = 0;
@@ -1078,12 +1153,12 @@ proto_session_start(struct proto_thread *pt, struct sl_session_new_ev *ev)
 	proto_policy(ss);
 	if (ss->lrt->kind == SL_LISTENER_ECSTREAM) {
 		proto_ecs_start(ss);
-		if (sl_validate_needs_pool(ss->snap, SL_VPHASE_CONNECT)) {
+		if (ss->chain.needs_pool[SL_VPHASE_CONNECT]) {
 			proto_check(ss, SL_VPHASE_CONNECT, NULL); /* the greeting waits */
 			return;
 		}
 		proto_vctx(ss, ss->msg, NULL, &ctx);
-		sl_validate_run(SL_VPHASE_CONNECT, &ctx, true, &v);
+		sl_validate_run(&ss->chain, SL_VPHASE_CONNECT, &ctx, true, &v);
 		proto_apply(ss, SL_VPHASE_CONNECT, &v, NULL);
 		proto_drive(ss);
 		return;
@@ -1095,13 +1170,13 @@ proto_session_start(struct proto_thread *pt, struct sl_session_new_ev *ev)
 		proto_drive(ss);
 		return;
 	}
-	if (sl_validate_needs_pool(ss->snap, SL_VPHASE_CONNECT)) {
+	if (ss->chain.needs_pool[SL_VPHASE_CONNECT]) {
 		/* The banner waits in `out` until the connect verdict is back. */
 		proto_check(ss, SL_VPHASE_CONNECT, NULL);
 		return;
 	}
 	proto_vctx(ss, ss->msg, NULL, &ctx);
-	sl_validate_run(SL_VPHASE_CONNECT, &ctx, true, &v);
+	sl_validate_run(&ss->chain, SL_VPHASE_CONNECT, &ctx, true, &v);
 	proto_apply(ss, SL_VPHASE_CONNECT, &v, NULL);
 	proto_drive(ss);
 }
@@ -1134,12 +1209,30 @@ static void
 proto_verdict_back(struct proto_thread *pt, struct sl_verdict_req_ev *r)
 {
 	struct proto_session *ss = proto_origin(pt, r->session, r->session_serial);
-	ss->is_waiting = false;
+
+	if (ss->ecs == NULL)
+		ss->is_waiting = false;
 	if (!ss->is_closed) {
 		/* Modules may have set context variables (rdns): they hold for the session. */
 		for (size_t i = 0; i < r->context_cnt; i++)
 			proto_context_set(ss, r->context[i].key, r->context[i].val);
-		proto_apply(ss, r->phase, &r->verdict, ss->pending_rcpt);
+	}
+	if (r->phase != SL_VPHASE_DATA) {
+		if (ss->ecs != NULL)
+			ss->is_waiting = false;
+		if (!ss->is_closed)
+			proto_apply(ss, r->phase, &r->verdict, ss->pending_rcpt);
+	} else if (!ss->is_closed && r->verdict.kind == SL_VERDICT_ACCEPT) {
+		/* Checked: on to the spool; the session waits for it now. */
+		if (ss->ecs == NULL)
+			ss->is_waiting = true;
+		proto_submit(ss, r->msg);
+		r->msg = NULL;
+	} else if (!ss->is_closed && ss->ecs != NULL) {
+		r->msg->spool_result = r->verdict.kind == SL_VERDICT_REJECT ? -EPERM : -EAGAIN;
+		proto_ecs_answer(ss, r->msg);
+	} else if (!ss->is_closed) {
+		proto_reject(ss, SL_VPHASE_DATA, &r->verdict);
 	}
 	sl_verdict_req_free(r);
 	proto_release(ss);

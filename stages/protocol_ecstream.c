@@ -240,12 +240,12 @@ ecs_envelope(struct proto_session *ss, const struct sl_ecs_env *env)
 	snprintf(m->conn_id, sizeof(m->conn_id), "%s", ss->id);
 	/* The envelope phases, as for MAIL and each RCPT (relay rights among them). */
 	proto_vctx(ss, m, NULL, &ctx);
-	sl_validate_run(SL_VPHASE_MAILFROM, &ctx, true, &v);
+	sl_validate_run(&ss->chain, SL_VPHASE_MAILFROM, &ctx, true, &v);
 	for (size_t i = 0; i < env->rcpt_cnt && v.kind == SL_VERDICT_ACCEPT; i++) {
 		char *r = ecs_strdup(&env->rcpts[i]);
 
 		proto_vctx(ss, m, r, &ctx);
-		sl_validate_run(SL_VPHASE_RCPTTO, &ctx, true, &v);
+		sl_validate_run(&ss->chain, SL_VPHASE_RCPTTO, &ctx, true, &v);
 		if (v.kind == SL_VERDICT_ACCEPT)
 			sl_msg_add_rcpt(m, r);
 		else
@@ -308,6 +308,8 @@ ecs_message(struct proto_session *ss)
 	struct sl_msg *m = e->msg;
 	const char *binding;
 	struct ecs_reply *r;
+	struct sl_verdict v;
+	bool has_date = ecs_has_header(m, "Date:");
 
 	e->msg = NULL;
 	e->state = ECS_HDR;
@@ -323,21 +325,12 @@ ecs_message(struct proto_session *ss)
 	sl_msg_set_str(&m->protocol, "ecstream");
 	for (size_t i = 0; i < ss->ctx_cnt; i++)
 		sl_msg_add_context(m, ss->ctx[i].key, ss->ctx[i].val);
-	if (proto_headers(ss, m, "ECSTREAM", ecs_has_header(m, "Message-ID:"),
-			  ecs_has_header(m, "Date:")) != 0) {
-		ecs_refuse(ss, 550, "5.6.0", "Message has no Date: header");
-		sl_msg_free(m);
-		return;
-	}
+	proto_headers(ss, m, "ECSTREAM", ecs_has_header(m, "Message-ID:"), has_date);
 	/* The frame's binding, else a "binding" context variable (the frame's or the ACL's). */
 	binding = e->binding ? e->binding : sl_msg_context_get(m, "binding");
 	proto_binding(ss, m, binding);
-	if (!sl_validate_needs_pool(ss->snap, SL_VPHASE_DATA)) {
-		struct sl_validate_ctx ctx;
-		struct sl_verdict v;
-
-		proto_vctx(ss, m, NULL, &ctx);
-		sl_validate_run(SL_VPHASE_DATA, &ctx, true, &v);
+	if (!ss->chain.needs_pool[SL_VPHASE_DATA]) {
+		proto_check_data(ss, m, has_date, &v);
 		if (v.kind != SL_VERDICT_ACCEPT) {
 			ecs_refuse(ss, v.code,
 				   v.enhanced[0] ? v.enhanced : (v.code >= 500 ? "5.7.1" : "4.7.1"),
@@ -349,7 +342,10 @@ ecs_message(struct proto_session *ss)
 	r = ecs_reply_push(e);
 	r->tag = ++e->next_tag;
 	m->origin_tag = r->tag;
-	proto_submit(ss, m);
+	if (!ss->chain.needs_pool[SL_VPHASE_DATA])
+		proto_submit(ss, m);
+	else
+		proto_check_data(ss, m, has_date, &v); /* answered by proto_verdict_back */
 }
 
 /* Parse what the input holds; false when more input (or replies going out) is needed. */

@@ -103,11 +103,14 @@ struct proto_session {
 	/* policy */
 	struct sl_smtp_server_conf sconf;
 	struct sl_validate_relay relay;
+	struct sl_validate_policy vpolicy; /* what the built-in modules check */
+	struct sl_validate_chain chain;    /* the modules it runs; points into snap */
 	const char *received_hostname;
 	int64_t idle_secs;
 	struct sl_msg_kv *ctx; /* owned context variables */
 	size_t ctx_cnt;
-	char *helo; /* owned */
+	char *helo;        /* owned */
+	char *ehlo_string; /* owned: the HELO/EHLO command line as sent (XDUMPCONTEXT) */
 	enum sl_validate_phase pending_phase;
 	char *pending_rcpt; /* owned: the RCPT a pool verdict is for */
 	/* protocol */
@@ -142,12 +145,23 @@ void proto_context_put(void *arg, const char *key, const char *val);
  */
 void proto_vctx(struct proto_session *ss, const struct sl_msg *m, const char *rcpt,
 		struct sl_validate_ctx *ctx);
-/* Received: (protocol name `with`), and Message-ID:/Date: when missing; -1: no Date: (pedantic). */
-int proto_headers(struct proto_session *ss, struct sl_msg *m, const char *with, bool has_message_id,
-		  bool has_date);
+/* Received: (protocol name `with`), and Message-ID:/Date: when missing (as configured). */
+void proto_headers(struct proto_session *ss, struct sl_msg *m, const char *with,
+		   bool has_message_id, bool has_date);
 /* Choose the message's binding (`context`: the binding context variable or NULL). */
 void proto_binding(struct proto_session *ss, struct sl_msg *m, const char *context);
-/* Send a complete message to be validated and spooled; it comes back SL_MSG_EV_SPOOLED. */
+/*
+ * The data phase of complete message `m` (headers added).  When every
+ * data-phase module of the session is inline they run now: true, and *v is
+ * the verdict (m is still the caller's).  Otherwise m goes to the
+ * validation stage with a verdict request (false; m is no longer the
+ * caller's): the verdict comes back to the session, which sends an
+ * accepted m to the spool or answers the refusal (ECStream: through
+ * proto_ecs_answer with -EPERM/-EAGAIN).
+ */
+bool proto_check_data(struct proto_session *ss, struct sl_msg *m, bool has_date_header,
+		      struct sl_verdict *v);
+/* Send a complete, checked message to be spooled; it comes back SL_MSG_EV_SPOOLED. */
 void proto_submit(struct proto_session *ss, struct sl_msg *m);
 /*
  * Count a refusal the session gave (protocol.rejected; the listener's SNMP

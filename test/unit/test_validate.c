@@ -1,7 +1,9 @@
 /*
- * test/unit/test_validate.c - the validation runner and the built-in relay
- * module (proto/validate.c): domain globs, CIDR relay hosts, ACL relay
- * rights, <postmaster>, and __bypass_ context variables.
+ * test/unit/test_validate.c - the validation runner and the built-in
+ * modules (proto/validate.c): domain globs, CIDR relay hosts, ACL relay
+ * rights, <postmaster>, __bypass_ context variables, the chain's order
+ * (built-ins, then loaded modules as declared), passive and named
+ * instances, and the ehlo, require_ehlo, null_sender and rfc2822 checks.
  */
 #include "config.h"
 
@@ -108,6 +110,9 @@ test_relay(void **state)
 {
 	struct sl_conf_snapshot *s = build("Relay_Domains = ( ours.example *.wild.example )\n"
 					   "Relay_Hosts = ( 10.9.0.0/16 )\n");
+	struct sl_validate_chain ch;
+
+	sl_validate_chain_build(s, &ch);
 
 	for (size_t i = 0; i < sizeof(relay_cases) / sizeof(relay_cases[0]); i++) {
 		const struct relay_case *c = &relay_cases[i];
@@ -129,7 +134,7 @@ test_relay(void **state)
 		print_message("case %zu: %s -> %s\n", i, c->sender, c->rcpt);
 		inet_pton(AF_INET, c->peer, &sin.sin_addr);
 		relay_bypass = c->bypass;
-		sl_validate_run(SL_VPHASE_RCPTTO, &ctx, true, &v);
+		sl_validate_run(&ch, SL_VPHASE_RCPTTO, &ctx, true, &v);
 		assert_int_equal(v.kind, c->want);
 		if (v.kind == SL_VERDICT_REJECT) {
 			assert_int_equal(v.code, 550);
@@ -137,49 +142,161 @@ test_relay(void **state)
 			assert_string_equal(v.module, "relay");
 		}
 		/* Other phases have no opinion. */
-		sl_validate_run(SL_VPHASE_MAILFROM, &ctx, true, &v);
+		sl_validate_run(&ch, SL_VPHASE_MAILFROM, &ctx, true, &v);
 		assert_int_equal(v.kind, SL_VERDICT_ACCEPT);
 	}
-	assert_false(sl_validate_needs_pool(s, SL_VPHASE_RCPTTO));
-	assert_false(sl_validate_needs_pool(s, SL_VPHASE_CONNECT)); /* rdns not loaded */
+	assert_false(ch.needs_pool[SL_VPHASE_RCPTTO]);
+	assert_false(ch.needs_pool[SL_VPHASE_CONNECT]); /* rdns not loaded */
 	assert_string_equal(sl_validate_phase_name(SL_VPHASE_MAILFROM), "awaiting mailfrom");
 	sl_conf_snapshot_put(s);
 }
 
-/* Modules loaded by name: rdns only with its block, and then the connect phase needs the pool. */
+static const char *const builtin_names[] = { "ehlo",         "require_ehlo", "null_sender",
+					     "message_size", "relay",        "rfc2822" };
+
+/* Built-ins first in their documented order, then loaded modules in declaration order. */
 static void
-test_loading(void **state)
+test_chain(void **state)
 {
 	struct sl_conf_snapshot *plain = build("");
 	struct sl_conf_snapshot *with =
-		build("Validate validate/rdns rdns { Require_PTR = true }\n");
-	const struct sl_validate_module *const *mods;
-	size_t cnt, n_loaded_plain = 0, n_loaded_with = 0;
+		build("rdns <name=\"second\"> { }\n"
+		      "Validate validate/rdns rdns passive { Require_PTR = true }\n"
+		      "Validate validate/rdns rdns <name=\"third\"> { Require_PTR = true }\n");
+	struct sl_validate_chain ch;
+	const size_t nb = sizeof(builtin_names) / sizeof(builtin_names[0]);
 
-	mods = sl_validate_modules(&cnt);
-	assert_true(cnt >= 2);
-	for (size_t i = 0; i < cnt; i++) {
-		n_loaded_plain += sl_validate_is_loaded(mods[i], plain);
-		n_loaded_with += sl_validate_is_loaded(mods[i], with);
+	sl_validate_chain_build(plain, &ch);
+	assert_int_equal(ch.cnt, nb);
+	for (size_t i = 0; i < nb; i++) {
+		assert_string_equal(ch.link[i].name, builtin_names[i]);
+		assert_null(ch.link[i].block);
 	}
-	assert_int_equal(n_loaded_plain, cnt - 1);
-	assert_int_equal(n_loaded_with, cnt);
-	assert_false(sl_validate_needs_pool(plain, SL_VPHASE_CONNECT));
-	assert_true(sl_validate_needs_pool(with, SL_VPHASE_CONNECT));
-	assert_false(sl_validate_needs_pool(with, SL_VPHASE_RCPTTO));
+	for (size_t p = 0; p < SL_VPHASE__COUNT; p++)
+		assert_false(ch.needs_pool[p]); /* the built-ins never block */
+	sl_validate_chain_build(with, &ch);
+	/* The passive instance is left out: its hooks are never called. */
+	assert_int_equal(ch.cnt, nb + 2);
+	assert_string_equal(ch.link[nb].name, "second");
+	assert_string_equal(ch.link[nb + 1].name, "third");
+	assert_non_null(ch.link[nb + 1].block);
+	assert_true(ch.needs_pool[SL_VPHASE_CONNECT]);
+	assert_false(ch.needs_pool[SL_VPHASE_RCPTTO]);
+	assert_false(ch.needs_pool[SL_VPHASE_DATA]);
 	/* A Unix-socket client (no address) is not looked up, even with Require_PTR. */
 	{
 		struct sl_validate_ctx ctx = { .snap = with, .peer = NULL, .peer_ip = "unix" };
 		struct sl_verdict v;
 
-		sl_validate_run(SL_VPHASE_CONNECT, &ctx, false, &v);
+		sl_validate_run(&ch, SL_VPHASE_CONNECT, &ctx, false, &v);
 		assert_int_equal(v.kind, SL_VERDICT_ACCEPT);
-		/* Inline-only runs skip the blocking module altogether. */
-		sl_validate_run(SL_VPHASE_CONNECT, &ctx, true, &v);
+		sl_validate_run(&ch, SL_VPHASE_CONNECT, &ctx, true, &v);
 		assert_int_equal(v.kind, SL_VERDICT_ACCEPT);
 	}
 	sl_conf_snapshot_put(plain);
 	sl_conf_snapshot_put(with);
+}
+
+/* Loading the same instance twice, or too many, is a configuration error. */
+static void
+test_instances(void **state)
+{
+	static const char *const bad[] = {
+		"rdns { }\nValidate validate/rdns rdns { }\n",
+		"rdns <name=\"a\"> { }\nrdns <name=\"a\"> { }\n",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sl_conf_errors errs = { 0 };
+		struct sl_conf_tree *tree =
+			sl_conf_parse_buffer("t.conf", "/", bad[i], strlen(bad[i]), &errs);
+
+		assert_non_null(tree);
+		assert_null(sl_conf_snapshot_build(tree, "/", 1, &errs));
+		sl_conf_errors_clear(&errs);
+	}
+}
+
+static const char *ctx_bypass_key;
+
+static const char *
+ctx_get_bypass(void *arg, const char *key)
+{
+	return ctx_bypass_key != NULL && strcmp(key, ctx_bypass_key) == 0 ? "true" : NULL;
+}
+
+struct builtin_case {
+	enum sl_validate_phase phase;
+	bool require_ehlo, allow_null;
+	const char *helo, *sender;
+	bool has_date;
+	unsigned want_code; /* 0: accept */
+	const char *want_module;
+};
+
+static const struct builtin_case builtin_cases[] = {
+	{ SL_VPHASE_EHLO, false, true, "client.test", NULL, false, 0, NULL },
+	{ SL_VPHASE_EHLO, false, true, "[192.0.2.1]", NULL, false, 0, NULL },
+	{ SL_VPHASE_EHLO, false, true, "my_pc", NULL, false, 0, NULL },
+	{ SL_VPHASE_EHLO, false, true, "bad@name", NULL, false, 501, "ehlo" },
+	{ SL_VPHASE_EHLO, false, true, "a..b", NULL, false, 501, "ehlo" },
+	{ SL_VPHASE_EHLO, false, true, "[1.2.3.4", NULL, false, 501, "ehlo" },
+	{ SL_VPHASE_MAILFROM, true, true, "", "a@x.test", false, 503, "require_ehlo" },
+	{ SL_VPHASE_MAILFROM, true, true, "h.test", "a@x.test", false, 0, NULL },
+	{ SL_VPHASE_MAILFROM, false, true, "", "a@x.test", false, 0, NULL },
+	{ SL_VPHASE_MAILFROM, false, false, "h.test", "", false, 553, "null_sender" },
+	{ SL_VPHASE_MAILFROM, false, true, "h.test", "", false, 0, NULL },
+	/* Both objections: the earlier module in the chain decides. */
+	{ SL_VPHASE_MAILFROM, true, false, "", "", false, 503, "require_ehlo" },
+	{ SL_VPHASE_DATA, false, true, "h.test", "a@x.test", false, 550, "rfc2822" },
+	{ SL_VPHASE_DATA, false, true, "h.test", "a@x.test", true, 0, NULL },
+};
+
+static void
+test_builtins(void **state)
+{
+	struct sl_conf_snapshot *s = build("RFC2822 { Date_Header = pedantic }\n");
+	struct sl_validate_chain ch;
+
+	sl_validate_chain_build(s, &ch);
+	for (size_t i = 0; i < sizeof(builtin_cases) / sizeof(builtin_cases[0]); i++) {
+		const struct builtin_case *c = &builtin_cases[i];
+		struct sl_validate_policy pol = { c->require_ehlo, c->allow_null };
+		struct sl_validate_ctx ctx = { .snap = s,
+					       .peer_ip = "unix",
+					       .helo = c->helo,
+					       .sender = c->sender,
+					       .policy = &pol,
+					       .has_date_header = c->has_date,
+					       .context_get = ctx_get_bypass };
+		struct sl_verdict v;
+		char key[64];
+
+		print_message("case %zu\n", i);
+		ctx_bypass_key = NULL;
+		sl_validate_run(&ch, c->phase, &ctx, true, &v);
+		assert_int_equal(v.code, c->want_code);
+		if (c->want_code == 0) {
+			assert_int_equal(v.kind, SL_VERDICT_ACCEPT);
+			continue;
+		}
+		assert_int_equal(v.kind, SL_VERDICT_REJECT);
+		assert_string_equal(v.module, c->want_module);
+		/* Bypassing the module that objected lets the phase pass (or the next decide). */
+		snprintf(key, sizeof(key), "__bypass_%s", c->want_module);
+		ctx_bypass_key = key;
+		assert_false(sl_validate_is_active(&ch, c->want_module, &ctx));
+		sl_validate_run(&ch, c->phase, &ctx, true, &v);
+		assert_true(v.kind == SL_VERDICT_ACCEPT || strcmp(v.module, c->want_module) != 0);
+	}
+	ctx_bypass_key = NULL;
+	{
+		struct sl_validate_ctx ctx = { .snap = s, .context_get = ctx_get_bypass };
+
+		assert_true(sl_validate_is_active(&ch, "message_size", &ctx));
+		assert_false(sl_validate_is_active(&ch, "rdns", &ctx)); /* not loaded */
+	}
+	sl_conf_snapshot_put(s);
 }
 
 static int
@@ -193,10 +310,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_domain_globs),
-		cmocka_unit_test(test_peer_in),
-		cmocka_unit_test(test_relay),
-		cmocka_unit_test(test_loading),
+		cmocka_unit_test(test_domain_globs), cmocka_unit_test(test_peer_in),
+		cmocka_unit_test(test_relay),        cmocka_unit_test(test_chain),
+		cmocka_unit_test(test_instances),    cmocka_unit_test(test_builtins),
 	};
 
 	return cmocka_run_group_tests_name("validate", tests, NULL, teardown);
