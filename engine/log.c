@@ -50,6 +50,7 @@
 #define LOG_LINE_MAX     8192   /* diagnostic text beyond this is cut */
 #define LOG_PREFIX_MAX   48     /* "[Thu 26 Nov 2026 13:45:01] [warning] " */
 #define LOG_DEST_DIAG    (-1)
+#define LOG_DEST_STDERR  (-2) /* a diagnostic kept out of the paniclog (log_errors = false) */
 #define LOG_LOCK_WAIT_NS 2000000000L /* fatal path: how long to wait for the writer */
 
 enum log_qstate {
@@ -59,7 +60,7 @@ enum log_qstate {
 
 struct log_rec {
 	unsigned magic;             /* LOG_REC_MAGIC while queued */
-	int dest;                   /* LOG_DEST_DIAG or a stream id */
+	int dest;                   /* LOG_DEST_DIAG, LOG_DEST_STDERR or a stream id */
 	size_t len;                 /* bytes of text, newline included */
 	struct cds_wfcq_node qnode; /* queue link */
 	char text[];
@@ -94,7 +95,8 @@ static __thread bool log_holds_wlock;
 static struct log_file log_panic = { NULL, -1, 0 };
 static bool log_to_stderr = true;
 static struct log_file log_streams[LOG_STREAM_MAX];
-static int log_stream_cnt; /* atomic: read by producers to check ids */
+static int log_stream_cnt;      /* atomic: read by producers to check ids */
+static int log_panic_is_on = 1; /* atomic: sl_log_paniclog_set() */
 static time_t log_note_last;
 
 static const char *const log_level_names[] = {
@@ -267,6 +269,9 @@ log_write_dest(int dest, struct iovec *iov, int cnt)
 			iov = copy;
 		}
 		if (is_stderr)
+			log_writev_all(STDERR_FILENO, iov, cnt);
+	} else if (dest == LOG_DEST_STDERR) {
+		if (log_to_stderr || log_panic.fd < 0)
 			log_writev_all(STDERR_FILENO, iov, cnt);
 	} else {
 		SL_ASSERT(dest >= 0 && dest < LOG_STREAM_MAX);
@@ -453,7 +458,7 @@ log_submit(struct log_rec *r, int level)
 {
 	if (!__atomic_load_n(&log_q.is_started, __ATOMIC_ACQUIRE)) {
 		log_write_sync(r);
-	} else if (r->dest == LOG_DEST_DIAG && level >= SL_LOG_INFO &&
+	} else if (r->dest < 0 && level >= SL_LOG_INFO &&
 		   __atomic_load_n(&log_q.depth, __ATOMIC_RELAXED) >= LOG_QUEUE_LIMIT) {
 		/* Stream lines are accounting and never dropped; chatter is. */
 		__atomic_fetch_add(&log_q.dropped, 1, __ATOMIC_RELAXED);
@@ -510,7 +515,15 @@ sl__log(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	r = log_rec_vformat(level, fmt, ap);
 	va_end(ap);
+	if (level > SL_LOG_CRIT && !__atomic_load_n(&log_panic_is_on, __ATOMIC_RELAXED))
+		r->dest = LOG_DEST_STDERR;
 	log_submit(r, level);
+}
+
+void
+sl_log_paniclog_set(bool is_on)
+{
+	__atomic_store_n(&log_panic_is_on, is_on ? 1 : 0, __ATOMIC_RELAXED);
 }
 
 static int

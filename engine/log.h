@@ -77,6 +77,14 @@ int sl_log_start(const char *paniclog, unsigned mode, bool to_stderr);
  */
 void sl_log_stop(void);
 
+/*
+ * ec_logger's log_errors: with false, diagnostics below crit stay out of
+ * the paniclog (they still reach stderr in the foreground); crit lines and
+ * the fatal path are always written, so a dying daemon says why.  Default
+ * true.  Any thread (the config thread, at start and on reload).
+ */
+void sl_log_paniclog_set(bool is_on);
+
 /* Write every queued line now (synchronously, from the calling thread). */
 void sl_log_flush(void);
 

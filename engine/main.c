@@ -397,7 +397,7 @@ main_heartbeat_secs(void)
 	return secs;
 }
 
-/* Wait for a stop request, writing the mainlog heartbeat ("time@@M") meanwhile. */
+/* Wait for a stop request, writing the mainlog heartbeat ("time@@@@M") meanwhile. */
 static void
 main_wait(void)
 {

@@ -17,16 +17,22 @@
  * comes.  The control stage stops before those stages, and drains the
  * gathers still running in its thread_fini.
  *
+ * The acctlog (stages/eclog.h) gets an N record when a client connects
+ * (the ACL's ALWAYS-ALLOW admits it or not) and a Z record for each
+ * command; a Unix-socket client is named by its uid (SO_PEERCRED).
+ *
  * Threads: the stage's one loop thread; sessions belong to it.  Parses
  * untrusted input: command lines, bounded by SL_CONSOLE_MAX_LINE.
  * Ownership: a session is freed in its handles' close callbacks.
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef HAVE_JEMALLOC
@@ -41,6 +47,7 @@
 #include "engine/counter.h"
 #include "engine/log.h"
 #include "proto/console.h"
+#include "stages/eclog.h"
 #include "stages/events.h"
 #include "stages/stages.h"
 
@@ -67,6 +74,10 @@ struct ctl_session {
 	struct sl_listener_rt *lrt;
 	struct sl_conf_snapshot *snap;
 	char id[SL_SESSION_ID_LEN];
+	/* Who, for the acctlog: */
+	const char *endpoint;            /* the listener address as configured; inside snap */
+	char peer[INET6_ADDRSTRLEN + 8]; /* TCP "ip:port"; "" for a Unix socket */
+	char user[24];                   /* Unix socket: the client's uid (SO_PEERCRED) */
 };
 
 /* A session's command that another stage answers; outlives the session if need be. */
@@ -526,6 +537,24 @@ ctl_flush(struct ctl_session *cs)
 	}
 }
 
+/*
+ * The acctlog's authorization record for a command: granted by the ACL's
+ * ALWAYS-ALLOW (the role written), or refused.  Momentum's console checks
+ * every command against the client's roles; here the ACL decides once per
+ * session, and every command is recorded against that decision.
+ */
+static void
+ctl_acct_command(const struct ctl_session *cs, int argc, char **argv)
+{
+	struct sl_buf cmd = SL_BUF_INIT;
+
+	for (int i = 0; i < argc; i++)
+		sl_buf_printf(&cmd, "%s%s", i > 0 ? " " : "", argv[i]);
+	sl_eclog_authz(cs->endpoint, cs->peer, cs->user, cs->is_refused ? 0 : 1, cmd.data,
+		       cs->is_refused ? NULL : "ALWAYS-ALLOW");
+	sl_buf_free(&cmd);
+}
+
 /* Run every complete command line in the input. */
 static void
 ctl_drive(struct ctl_session *cs)
@@ -557,6 +586,8 @@ ctl_drive(struct ctl_session *cs)
 		sl_buf_consume(&cs->in, (size_t)(nl - cs->in.data) + 1);
 		if (argc == 0)
 			continue;
+		if (argc > 0)
+			ctl_acct_command(cs, argc, argv);
 		if (cs->is_refused) {
 			sl_buf_puts(&text,
 				    "not allowed: the Control_Listener ACL gives this client no "
@@ -624,6 +655,33 @@ ctl_is_allowed(const struct sl_session_new_ev *ev)
 	return false;
 }
 
+/* Who the client is, for the acctlog: its peer address, or its uid on a Unix socket. */
+static void
+ctl_identify(struct ctl_session *cs, const struct sl_session_new_ev *ev)
+{
+	char ip[INET6_ADDRSTRLEN] = "";
+
+	cs->endpoint = ev->addr != NULL ? ev->addr->text : "";
+	if (ev->peer.ss_family == AF_UNIX) {
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+
+		/* The kernel's record of the connecting process: nothing to trust it for but this. */
+		if (getsockopt(ev->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+			snprintf(cs->user, sizeof(cs->user), "%u", (unsigned)cred.uid);
+	} else if (ev->peer.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&ev->peer;
+
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		snprintf(cs->peer, sizeof(cs->peer), "%s:%u", ip, ntohs(sin->sin_port));
+	} else if (ev->peer.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ev->peer;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		snprintf(cs->peer, sizeof(cs->peer), "%s:%u", ip, ntohs(sin6->sin6_port));
+	}
+}
+
 static void
 ctl_session_start(struct sl_thread *t, struct sl_session_new_ev *ev)
 {
@@ -640,6 +698,7 @@ ctl_session_start(struct sl_thread *t, struct sl_session_new_ev *ev)
 	cs->lrt = ev->lrt;
 	cs->snap = ev->snap;
 	memcpy(cs->id, ev->id, sizeof(cs->id));
+	ctl_identify(cs, ev);
 	if (ev->peer.ss_family == AF_UNIX) {
 		uv_pipe_init(loop, &cs->h.pipe, 0);
 		rc = uv_pipe_open(&cs->h.pipe, ev->fd);
@@ -654,6 +713,8 @@ ctl_session_start(struct sl_thread *t, struct sl_session_new_ev *ev)
 		ctl_close(cs);
 		return;
 	}
+	/* Admission by the ACL is the console's authentication today (no LOGIN yet). */
+	sl_eclog_authn(cs->endpoint, cs->peer, cs->user, is_allowed ? 1 : 0);
 	if (!is_allowed) {
 		sl_log_notice("console session %s: refused (no ALWAYS-ALLOW)", cs->id);
 		cs->is_refused = true;

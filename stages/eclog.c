@@ -21,6 +21,7 @@
 static int eclog_mainlog = -1;
 static int eclog_rejectlog = -1;
 static int eclog_bouncelog = -1;
+static int eclog_acctlog = -1;
 static int eclog_is_receptions = 1;
 static int eclog_is_rejections = 1;
 static int eclog_is_deliveries = 1;
@@ -50,6 +51,7 @@ sl_eclog_open(const struct sl_conf_snapshot *s)
 	const struct sl_conf_block *b = sl_conf_block_next(s, "ec_logger", &pos);
 	const union sl_conf_val *v;
 	int main_id, reject_id;
+
 	main_id = eclog_stream(s, b, SL_OPT_EC_LOGGER_MAINLOG, SL_OPT_EC_LOGGER_MAINLOG_MODE,
 			       "mainlog");
 	__atomic_store_n(&eclog_bouncelog,
@@ -58,6 +60,12 @@ sl_eclog_open(const struct sl_conf_snapshot *s)
 			 __ATOMIC_RELAXED);
 	reject_id = eclog_stream(s, b, SL_OPT_EC_LOGGER_REJECTLOG, SL_OPT_EC_LOGGER_REJECTLOG_MODE,
 				 "rejectlog");
+	__atomic_store_n(&eclog_acctlog,
+			 eclog_stream(s, b, SL_OPT_EC_LOGGER_ACCTLOG, SL_OPT_EC_LOGGER_ACCTLOG_MODE,
+				      "acctlog"),
+			 __ATOMIC_RELAXED);
+	v = sl_conf_block_get(s, b, SL_OPT_EC_LOGGER_LOG_ERRORS);
+	sl_log_paniclog_set(v == NULL || v->b);
 	__atomic_store_n(&eclog_mainlog, main_id, __ATOMIC_RELAXED);
 	__atomic_store_n(&eclog_rejectlog, reject_id, __ATOMIC_RELAXED);
 	v = sl_conf_block_get(s, b, SL_OPT_EC_LOGGER_LOG_RECEPTIONS);
@@ -149,28 +157,86 @@ sl_eclog_bounce_line(const char *line, size_t len)
 		sl_log_stream_write(id, line, len);
 }
 
+/* A rejectlog line past this is cut (a context variable holds client text). */
+#define ECLOG_REJECT_MAX 8192
+
+/* Client text may hold control bytes: one line per record. */
+static void
+eclog_reject_text(struct sl_buf *b, const char *s)
+{
+	for (; *s != '\0'; s++)
+		sl_buf_append(b, (unsigned char)*s < 0x20 ? "?" : s, 1);
+}
+
+/*
+ * A CTXCONN/CTXMESS value, as Momentum writes them: bare when it holds no
+ * space, quote, comma, '=' or bracket, else in double quotes with '"' and
+ * '\' escaped by a backslash.
+ */
+static void
+eclog_reject_val(struct sl_buf *b, const char *v)
+{
+	if (v[strcspn(v, " \t\",=[]\\")] == '\0') {
+		eclog_reject_text(b, v);
+		return;
+	}
+	sl_buf_append(b, "\"", 1);
+	for (const char *p = v; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			sl_buf_append(b, "\\", 1);
+		sl_buf_append(b, (unsigned char)*p < 0x20 ? "?" : p, 1);
+	}
+	sl_buf_append(b, "\"", 1);
+}
+
+static void
+eclog_reject_ctx(struct sl_buf *b, const char *name, const struct sl_msg_kv *kv, size_t cnt)
+{
+	sl_buf_printf(b, " %s=[", name);
+	for (size_t i = 0; i < cnt; i++) {
+		if (i > 0)
+			sl_buf_append(b, ",", 1);
+		eclog_reject_text(b, kv[i].key);
+		sl_buf_append(b, "=", 1);
+		eclog_reject_val(b, kv[i].val ? kv[i].val : "");
+	}
+	sl_buf_append(b, "]", 1);
+}
+
+void
+sl_eclog_reject_ctx(const char *remote, const char *local, const char *conn_id, const char *phase,
+		    unsigned code, const char *module, const char *text,
+		    const struct sl_eclog_ctx *ctx)
+{
+	int id = __atomic_load_n(&eclog_rejectlog, __ATOMIC_RELAXED);
+	struct sl_buf b = SL_BUF_INIT;
+
+	if (id < 0 || !__atomic_load_n(&eclog_is_rejections, __ATOMIC_RELAXED))
+		return;
+	/* PATH and PATH_GRP: sluice has no pathways; Momentum names its own "default". */
+	sl_buf_printf(&b, "%lld: R=\"", (long long)time(NULL));
+	eclog_reject_text(&b, remote);
+	sl_buf_puts(&b, "\" L=\"");
+	eclog_reject_text(&b, local);
+	sl_buf_puts(&b, "\" C=\"");
+	eclog_reject_text(&b, conn_id);
+	sl_buf_puts(&b, "\" PATH=\"default\" PATH_GRP=\"default\" P=\"");
+	eclog_reject_text(&b, phase);
+	sl_buf_printf(&b, "\" E=%u M=", code);
+	eclog_reject_text(&b, module ? module : "smtp");
+	eclog_reject_ctx(&b, "CTXCONN", ctx ? ctx->conn : NULL, ctx ? ctx->conn_cnt : 0);
+	eclog_reject_ctx(&b, "CTXMESS", ctx ? ctx->mess : NULL, ctx ? ctx->mess_cnt : 0);
+	sl_buf_append(&b, " ", 1);
+	eclog_reject_text(&b, text);
+	sl_log_stream_write(id, b.data, b.len > ECLOG_REJECT_MAX ? ECLOG_REJECT_MAX : b.len);
+	sl_buf_free(&b);
+}
+
 void
 sl_eclog_reject(const char *remote, const char *local, const char *conn_id, const char *phase,
 		unsigned code, const char *module, const char *text)
 {
-	int id = __atomic_load_n(&eclog_rejectlog, __ATOMIC_RELAXED);
-	char line[1024];
-	int n;
-
-	if (id < 0 || !__atomic_load_n(&eclog_is_rejections, __ATOMIC_RELAXED))
-		return;
-	n = snprintf(line, sizeof(line), "%lld: R=\"%s\" L=\"%s\" C=\"%s\" P=\"%s\" E=%u M=%s %s",
-		     (long long)time(NULL), remote, local, conn_id, phase, code,
-		     module ? module : "smtp", text);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(line))
-		n = (int)sizeof(line) - 1;
-	/* Client text may hold control bytes: one line per record. */
-	for (int i = 0; i < n; i++)
-		if ((unsigned char)line[i] < 0x20)
-			line[i] = '?';
-	sl_log_stream_write(id, line, (size_t)n);
+	sl_eclog_reject_ctx(remote, local, conn_id, phase, code, module, text, NULL);
 }
 
 void
@@ -196,6 +262,53 @@ sl_eclog_config(uint64_t generation, const char *source)
 		return;
 	sl_buf_printf(&b, "%lld@@@@C@%" PRIu64 "@", (long long)time(NULL), generation);
 	sl_log_field(&b, source ? source : "", source ? strlen(source) : 0);
+	sl_log_stream_write(id, b.data, b.len);
+	sl_buf_free(&b);
+}
+
+/* The fields every acctlog record starts with: time@kind@endpoint@peer@user@result. */
+static void
+eclog_acct_head(struct sl_buf *b, char kind, const char *endpoint, const char *peer,
+		const char *user, int result)
+{
+	sl_buf_printf(b, "%lld@%c@", (long long)time(NULL), kind);
+	sl_log_field(b, endpoint ? endpoint : "", endpoint ? strlen(endpoint) : 0);
+	sl_buf_append(b, "@", 1);
+	sl_log_field(b, peer ? peer : "", peer ? strlen(peer) : 0);
+	sl_buf_append(b, "@", 1);
+	sl_log_field(b, user ? user : "", user ? strlen(user) : 0);
+	sl_buf_printf(b, "@%d", result);
+}
+
+void
+sl_eclog_authn(const char *endpoint, const char *peer, const char *user, int result)
+{
+	int id = __atomic_load_n(&eclog_acctlog, __ATOMIC_RELAXED);
+	struct sl_buf b = SL_BUF_INIT;
+
+	if (id < 0)
+		return;
+	eclog_acct_head(&b, 'N', endpoint, peer, user, result);
+	sl_log_stream_write(id, b.data, b.len);
+	sl_buf_free(&b);
+}
+
+void
+sl_eclog_authz(const char *endpoint, const char *peer, const char *user, int result,
+	       const char *command, const char *role)
+{
+	int id = __atomic_load_n(&eclog_acctlog, __ATOMIC_RELAXED);
+	struct sl_buf b = SL_BUF_INIT;
+
+	if (id < 0)
+		return;
+	eclog_acct_head(&b, 'Z', endpoint, peer, user, result);
+	sl_buf_append(&b, "@", 1);
+	sl_log_field(&b, command ? command : "", command ? strlen(command) : 0);
+	if (role != NULL) {
+		sl_buf_append(&b, "@", 1);
+		sl_log_field(&b, role, strlen(role));
+	}
 	sl_log_stream_write(id, b.data, b.len);
 	sl_buf_free(&b);
 }

@@ -255,6 +255,9 @@ proto_policy(struct proto_session *ss)
 
 /* ------------------------------------------------------------ timers, reading */
 
+static void proto_rejectlog(const struct proto_session *ss, const char *phase, unsigned code,
+			    const char *module, const char *text);
+
 static void
 proto_timeout_cb(uv_timer_t *timer)
 {
@@ -262,8 +265,8 @@ proto_timeout_cb(uv_timer_t *timer)
 
 	SL_CHECK_OBJ(ss, PROTO_SESSION_MAGIC);
 	sl_log_info("session %s from %s: timeout", ss->id, ss->remote);
-	sl_eclog_reject(ss->remote, ss->local, ss->id, "timeout", 421,
-			ss->ecs != NULL ? "ecstream" : "smtp", "timeout exceeded");
+	proto_rejectlog(ss, "timeout", 421, ss->ecs != NULL ? "ecstream" : "smtp",
+			"timeout exceeded");
 	if (ss->ecs != NULL)
 		proto_ecs_timeout(ss);
 	else
@@ -372,13 +375,65 @@ proto_arm(struct proto_session *ss)
 
 /* ------------------------------------------------------------ verdicts */
 
+/*
+ * One rejectlog line for the session, with its context (Momentum's CTXCONN
+ * and CTXMESS): the HELO/EHLO facts and the session's context variables;
+ * the MAIL facts and the message's variables once a transaction is open.
+ */
+static void
+proto_rejectlog(const struct proto_session *ss, const char *phase, unsigned code,
+		const char *module, const char *text)
+{
+	struct sl_msg_kv *conn = NULL, *mess = NULL;
+	size_t conn_cnt = 0, mess_cnt = 0;
+	struct sl_eclog_ctx ctx;
+
+	if (ss->helo != NULL) {
+		char *s = sl_asprintf(
+			"%s %s",
+			ss->smtp == NULL || sl_smtp_server_is_esmtp(ss->smtp) ? "EHLO" : "HELO",
+			ss->helo);
+
+		sl_kv_set(&conn, &conn_cnt, "ehlo_string", s);
+		sl_kv_set(&conn, &conn_cnt, "ehlo_domain", ss->helo);
+		sl_free(s);
+	}
+	for (size_t i = 0; i < ss->ctx_cnt; i++)
+		sl_kv_set(&conn, &conn_cnt, ss->ctx[i].key, ss->ctx[i].val);
+	if (ss->msg != NULL && ss->msg->sender != NULL) {
+		const char *from = ss->msg->sender, *at = strrchr(from, '@');
+		char *s = sl_asprintf("MAIL FROM:<%s>", from);
+		char *local = sl_strndup(from, at != NULL ? (size_t)(at - from) : strlen(from));
+
+		sl_kv_set(&mess, &mess_cnt, "mailfrom_string", s);
+		sl_kv_set(&mess, &mess_cnt, "mailfrom_localpart", local);
+		sl_kv_set(&mess, &mess_cnt, "mailfrom_domain", at != NULL ? at + 1 : "");
+		for (size_t i = 0; i < ss->msg->context_cnt; i++)
+			sl_kv_set(&mess, &mess_cnt, ss->msg->context[i].key,
+				  ss->msg->context[i].val);
+		sl_free(s);
+		sl_free(local);
+	}
+	ctx = (struct sl_eclog_ctx){ conn, conn_cnt, mess, mess_cnt };
+	sl_eclog_reject_ctx(ss->remote, ss->local, ss->id, phase, code, module, text, &ctx);
+	for (size_t i = 0; i < conn_cnt; i++) {
+		sl_free(conn[i].key);
+		sl_free(conn[i].val);
+	}
+	for (size_t i = 0; i < mess_cnt; i++) {
+		sl_free(mess[i].key);
+		sl_free(mess[i].val);
+	}
+	sl_free(conn);
+	sl_free(mess);
+}
+
 static void
 proto_reject(struct proto_session *ss, enum sl_validate_phase phase, const struct sl_verdict *v)
 {
 	sl_smtp_server_reject(ss->smtp, v->code, v->enhanced[0] ? v->enhanced : NULL, v->text,
 			      &ss->out);
-	sl_eclog_reject(ss->remote, ss->local, ss->id, sl_validate_phase_name(phase), v->code,
-			v->module, v->text);
+	proto_rejectlog(ss, sl_validate_phase_name(phase), v->code, v->module, v->text);
 	proto_count_rejected(ss, v->code, v->enhanced);
 }
 
@@ -873,8 +928,7 @@ proto_event(struct proto_session *ss, struct sl_smtp_ev *ev)
 
 			snprintf(text, sizeof(text), "message of %" PRIu64 " octets refused: %s",
 				 ev->message_len, ev->reply ? ev->reply : "");
-			sl_eclog_reject(ss->remote, ss->local, ss->id, "data",
-					ev->reply_code ? ev->reply_code : 550,
+			proto_rejectlog(ss, "data", ev->reply_code ? ev->reply_code : 550,
 					(ev->defects & SL_SMTP_DEFECT_TOO_BIG)    ? "message_size"
 					: (ev->defects & SL_SMTP_DEFECT_BARE_EOL) ? "rfc2822"
 										  : "smtp",
@@ -918,8 +972,7 @@ proto_event(struct proto_session *ss, struct sl_smtp_ev *ev)
 
 			snprintf(text, sizeof(text), "%s: %s", ev->arg ? ev->arg : "?",
 				 ev->reply ? ev->reply : "");
-			sl_eclog_reject(ss->remote, ss->local, ss->id, "command", ev->reply_code,
-					"smtp", text);
+			proto_rejectlog(ss, "command", ev->reply_code, "smtp", text);
 		}
 		proto_count_rejected(ss, ev->reply_code, proto_reply_text(ev->reply));
 		break;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """b0010-logs: the Momentum-format logs written for inbound mail.  The
 rejectlog gets one line per refusal in the documented format
-    time: R="ip:port" L="ip:port" C="connid" P="phase" E=code M=module text
+    time: R="ip:port" L="ip:port" C="connid" PATH="default" PATH_GRP="default"
+      P="phase" E=code M=module CTXCONN=[...] CTXMESS=[...] text
 for refused commands, recipients, messages, timeouts and connections; the
 mainlog escapes '@' and '\\' inside fields; log_receptions and
 log_rejections turn the lines off; SIGUSR1 reopens both logs."""
@@ -29,8 +30,6 @@ ESMTP_Listener = (
   127.0.0.1:%d [ 0.0.0.0/0 = ( %s personality [ listener_sessions = 1 ] ) ]
 )
 ''' % (P, ESC, DUMP, PL, ESC)).start()
-
-LINE_RE = re.compile(r'^(\d+): R="([^"]*)" L="([^"]*)" C="([^"]*)" P="([^"]*)" E=(\d{3}) M=(\S+) (.*)$')
 
 # ---------------------------------------------------------------- refusals in one session
 t0 = int(time.time())
@@ -73,18 +72,20 @@ got = d.rejects_from(lport)
 is_(len(got), len(expected), 'one rejectlog line per refusal, no more')
 for i, (phase, code, module, text) in enumerate(expected):
     ln = got[i] if i < len(got) else ''
-    m = LINE_RE.match(ln)
+    m = t.parse_reject(ln)
     ok(m is not None, 'refusal %d (%s %d): the line has the documented format' % (i + 1, phase, code),
        'line: %s' % ln)
     if not m:
         continue
-    ok(t0 <= int(m.group(1)) <= t1 + 1, 'refusal %d: the time' % (i + 1), ln)
-    is_(m.group(2), '127.0.0.1:%d' % lport, 'refusal %d: R= is the client ip:port' % (i + 1))
-    is_(m.group(3), '127.0.0.1:%d' % P, 'refusal %d: L= is the listener ip:port' % (i + 1))
-    is_(m.group(4), connid, 'refusal %d: C= is the session id' % (i + 1))
-    is_((m.group(5), int(m.group(6)), m.group(7)), (phase, code, module),
+    ok(t0 <= m['time'] <= t1 + 1, 'refusal %d: the time' % (i + 1), ln)
+    is_(m['R'], '127.0.0.1:%d' % lport, 'refusal %d: R= is the client ip:port' % (i + 1))
+    is_(m['L'], '127.0.0.1:%d' % P, 'refusal %d: L= is the listener ip:port' % (i + 1))
+    is_(m['C'], connid, 'refusal %d: C= is the session id' % (i + 1))
+    is_((m['PATH'], m['PATH_GRP']), ('default', 'default'),
+        'refusal %d: PATH and PATH_GRP are "default"' % (i + 1))
+    is_((m['P'], m['E'], m['M']), (phase, code, module),
         'refusal %d: P="%s" E=%d M=%s' % (i + 1, phase, code, module))
-    like(m.group(8), text, 'refusal %d: the text' % (i + 1))
+    like(m['text'], text, 'refusal %d: the text' % (i + 1))
 
 # ---------------------------------------------------------------- timeout and connection refusals
 c = t.Client(P)
@@ -92,7 +93,8 @@ lport = c.local_port
 status(c.reply(timeout=t.DEADLINE), '421 4.4.2', 'EHLO_Timeout = 1: 421 4.4.2')
 c.close()
 ln = (d.rejects_from(lport, timeout=t.DEADLINE) or [''])[0]
-like(ln, r'^\d+: R="127\.0\.0\.1:%d" L="127\.0\.0\.1:%d" C="%s" P="timeout" E=421 M=smtp '
+like(ln, r'^\d+: R="127\.0\.0\.1:%d" L="127\.0\.0\.1:%d" C="%s" PATH="default" '
+     r'PATH_GRP="default" P="timeout" E=421 M=smtp CTXCONN=\[\] CTXMESS=\[\] '
      r'timeout exceeded$' % (lport, P, t.CONNID_RE), 'a timeout has its rejectlog line')
 held = t.Client(PL)
 c = t.Client(PL)
@@ -100,7 +102,8 @@ lport = c.local_port
 status(c.banner, '421 4.7.0', 'listener_sessions = 1: the second connection gets 421')
 c.close()
 ln = (d.rejects_from(lport, timeout=t.DEADLINE) or [''])[0]
-like(ln, r'^\d+: R="127\.0\.0\.1:%d" L="127\.0\.0\.1:%d" C="%s" P="connect" E=421 M=accept '
+like(ln, r'^\d+: R="127\.0\.0\.1:%d" L="127\.0\.0\.1:%d" C="%s" PATH="default" '
+     r'PATH_GRP="default" P="connect" E=421 M=accept CTXCONN=\[\] CTXMESS=\[\] '
      r'.*listener_sessions' % (lport, PL, t.CONNID_RE), 'a refused connection has its rejectlog line')
 held.close()
 

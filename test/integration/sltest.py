@@ -580,6 +580,50 @@ def split_eclog(line):
     return fields
 
 
+# A rejectlog line, Momentum's version-2 layout (log_formats C.1.3; sluiced(8)):
+# time: R= L= C= PATH= PATH_GRP= P= E= M= CTXCONN=[..] CTXMESS=[..] text
+_CTX = r'((?:[^\]"]|"(?:[^"\\]|\\.)*")*)'
+REJECT_RE = re.compile(r'^(\d+): R="([^"]*)" L="([^"]*)" C="([^"]*)" PATH="([^"]*)" '
+                       r'PATH_GRP="([^"]*)" P="([^"]*)" E=(\d{3}) M=(\S+) '
+                       r'CTXCONN=\[' + _CTX + r'\] CTXMESS=\[' + _CTX + r'\] (.*)$')
+
+
+def split_reject_ctx(text):
+    """'k=v,k2="a b"' (a CTXCONN/CTXMESS body) as a dict, quotes and escapes undone."""
+    out, i, n = {}, 0, len(text)
+    while i < n:
+        eq = text.index('=', i)
+        key, i = text[i:eq], eq + 1
+        val = ''
+        if i < n and text[i] == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                if text[i] == '\\' and i + 1 < n:
+                    i += 1
+                val += text[i]
+                i += 1
+            i += 1
+        else:
+            while i < n and text[i] != ',':
+                val += text[i]
+                i += 1
+        out[key] = val
+        i += 1  # the ','
+    return out
+
+
+def parse_reject(line):
+    """A rejectlog line as a dict (time, R, L, C, PATH, PATH_GRP, P, E, M,
+    CTXCONN, CTXMESS as dicts, text), or None if it is not in the format."""
+    m = REJECT_RE.match(line or '')
+    if m is None:
+        return None
+    g = m.groups()
+    return dict(time=int(g[0]), R=g[1], L=g[2], C=g[3], PATH=g[4], PATH_GRP=g[5], P=g[6],
+                E=int(g[7]), M=g[8], CTXCONN=split_reject_ctx(g[9]),
+                CTXMESS=split_reject_ctx(g[10]), text=g[11])
+
+
 QID_RE = r'[0-9A-F]{8}-[0-9A-F]{12}'
 CONNID_RE = r'[0-9A-F]{8}-[0-9A-F]{12}'
 
