@@ -408,6 +408,9 @@ listener_acl_entry(struct listener_ctx *c, const struct sl_conf_pair *pair,
 	size_t prop_cnt = 0;
 	int rc = 0;
 	bool has_personality = false, has_context = false;
+	const struct sl_conf_item *pers = NULL;
+	struct sl_conf_pair *opts;
+	size_t opt_cnt = 0;
 	static const struct sl_conf_settings empty_set = { NULL, 0 };
 	static const struct sl_conf_kvlist empty_kv = { NULL, 0 };
 
@@ -430,11 +433,32 @@ listener_acl_entry(struct listener_ctx *c, const struct sl_conf_pair *pair,
 		return -1;
 	}
 	props = sl_arena_alloc(c->a, pair->value.item_cnt * sizeof(*props));
+	opts = sl_arena_alloc(c->a, pair->value.item_cnt * sizeof(*opts));
 	for (size_t i = 0; i < pair->value.item_cnt; i++) {
 		const struct sl_conf_item *it = &pair->value.items[i];
 		const struct listener_prop_def *def;
 
-		if (it->is_string || it->has_attrs) {
+		if (it->list != NULL) {
+			/* The reference's `relay_hosts ( ... )` inside an entry: the
+			 * personality option in another spelling. */
+			if (strcasecmp(it->text, "relay_hosts") != 0 || it->is_string ||
+			    it->has_attrs || it->has_params) {
+				sl_conf_error_add(c->errs, &it->loc,
+						  "'%s ( ... )' is not an ACL property (only "
+						  "relay_hosts ( ... ) takes a list here)",
+						  it->text);
+				rc = -1;
+			} else if (c->kind == SL_LISTENER_CONTROL) {
+				sl_conf_error_add(c->errs, &it->loc,
+						  "Control_Listener does not support relay_hosts");
+				rc = -1;
+			} else {
+				opts[opt_cnt].loc = it->loc;
+				opts[opt_cnt].key = it->text;
+				opts[opt_cnt].value = *it->list;
+				opt_cnt++;
+			}
+		} else if (it->is_string || it->has_attrs) {
 			sl_conf_error_add(c->errs, &it->loc, "'%s' is not an ACL property",
 					  it->text);
 			rc = -1;
@@ -446,25 +470,18 @@ listener_acl_entry(struct listener_ctx *c, const struct sl_conf_pair *pair,
 			}
 			e->has_continue = true;
 		} else if (strcasecmp(it->text, "personality") == 0) {
-			struct sl_conf_settings *set = sl_arena_alloc(c->a, sizeof(*set));
-
 			if (has_personality) {
 				sl_conf_error_add(c->errs, &it->loc,
 						  "personality given twice in one ACL entry");
 				rc = -1;
 			}
 			has_personality = true;
-			if (sl_conf__settings_from_pairs(c->a, SL_S_PERSONALITY, it->params,
-							 it->param_cnt, c->base_dir, set,
-							 c->errs) != 0) {
-				rc = -1;
-			}
+			pers = it;
 			if (c->kind == SL_LISTENER_CONTROL && it->param_cnt > 0) {
 				sl_conf_error_add(c->errs, &it->loc,
 						  "Control_Listener does not support personality");
 				rc = -1;
 			}
-			e->personality = set;
 		} else if (strcasecmp(it->text, "context") == 0) {
 			if (has_context) {
 				sl_conf_error_add(c->errs, &it->loc,
@@ -504,9 +521,77 @@ listener_acl_entry(struct listener_ctx *c, const struct sl_conf_pair *pair,
 			rc = -1;
 		}
 	}
+	if (pers != NULL || opt_cnt > 0) {
+		/* personality [ ... ] and the list-form options make one settings set
+		 * (which reports an option given in both). */
+		struct sl_conf_settings *set = sl_arena_alloc(c->a, sizeof(*set));
+		size_t pcnt = pers != NULL ? pers->param_cnt : 0;
+		struct sl_conf_pair *all =
+			sl_arena_alloc(c->a, (pcnt + opt_cnt + 1) * sizeof(*all));
+
+		if (pcnt > 0)
+			memcpy(all, pers->params, pcnt * sizeof(*all));
+		if (opt_cnt > 0)
+			memcpy(all + pcnt, opts, opt_cnt * sizeof(*all));
+		if (sl_conf__settings_from_pairs(c->a, SL_S_PERSONALITY, all, pcnt + opt_cnt,
+						 c->base_dir, set, c->errs) != 0)
+			rc = -1;
+		e->personality = set;
+	}
 	e->props = props;
 	e->prop_cnt = prop_cnt;
 	return rc;
+}
+
+/*
+ * Whether one client can match both blocks.  CIDR blocks of one family
+ * overlap only when one holds the other; across families an IPv4 client on
+ * a dual-stack socket may match both, so say yes.
+ */
+static bool
+listener_cidr_overlap(const struct sl_cidr *a, const struct sl_cidr *b)
+{
+	unsigned bits = a->bits < b->bits ? a->bits : b->bits;
+	unsigned full = bits / 8, rest = bits % 8;
+
+	if (a->family != b->family)
+		return true;
+	if (memcmp(a->addr, b->addr, full) != 0)
+		return false;
+	return rest == 0 || ((a->addr[full] ^ b->addr[full]) & (0xff00u >> rest) & 0xff) == 0;
+}
+
+/*
+ * At most SL_ACL_APPLIED_MAX entries apply to one client (through
+ * `continue`); a longer chain is refused here rather than cut at run time.
+ * chain[j] bounds how many entries can have applied when entry j does: one
+ * more than the longest chain ending in an earlier `continue` entry whose
+ * block overlaps j's.  An upper bound (a non-continue entry in between may
+ * end the walk first), exact for the usual nested blocks.
+ */
+static void
+listener_acl_depth(struct listener_ctx *c, const struct sl_conf_listen_addr *ad)
+{
+	size_t *chain = sl_calloc(ad->acl_cnt ? ad->acl_cnt : 1, sizeof(*chain));
+
+	for (size_t j = 0; j < ad->acl_cnt; j++) {
+		chain[j] = 1;
+		for (size_t i = 0; i < j; i++)
+			if (ad->acl[i].has_continue && chain[i] + 1 > chain[j] &&
+			    listener_cidr_overlap(&ad->acl[i].cidr, &ad->acl[j].cidr))
+				chain[j] = chain[i] + 1;
+		if (chain[j] > SL_ACL_APPLIED_MAX) {
+			char cidr[INET6_ADDRSTRLEN + 8];
+
+			sl_cidr_format(&ad->acl[j].cidr, cidr, sizeof(cidr));
+			sl_conf_error_add(c->errs, &ad->acl[j].loc,
+					  "ACL entry %s of %s can be the %zuth to apply to one "
+					  "client through 'continue'; at most %d can",
+					  cidr, ad->text, chain[j], SL_ACL_APPLIED_MAX);
+			break;
+		}
+	}
+	sl_free(chain);
 }
 
 const struct sl_conf_listener *
@@ -543,6 +628,11 @@ sl_conf__listener_build(struct sl_arena *a, enum sl_listener_kind kind,
 		struct sl_conf_listen_addr *ad = &addrs[l->addr_cnt];
 		struct sl_conf_acl_entry *acl;
 
+		if (it->list != NULL) {
+			sl_conf_error_add(c.errs, &it->list->loc,
+					  "unexpected '(' after the address %s", it->text);
+			continue;
+		}
 		if (listener_address(&c, it, ad) != 0)
 			continue;
 		listener_attrs(&c, it, ad);
@@ -551,6 +641,7 @@ sl_conf__listener_build(struct sl_arena *a, enum sl_listener_kind kind,
 			listener_acl_entry(&c, &it->params[k], &acl[k]);
 		ad->acl = acl;
 		ad->acl_cnt = it->param_cnt;
+		listener_acl_depth(&c, ad);
 		/* The reference lists *:587 twice to show its syntax, so this is not an
 		 * error here; opening the listeners refuses to bind it twice. */
 		for (size_t k = 0; k < l->addr_cnt; k++) {
@@ -578,8 +669,8 @@ sl_conf_acl_resolve(const struct sl_conf_listen_addr *a, const struct sockaddr *
 
 		if (!sl_cidr_match(&e->cidr, sa))
 			continue;
-		if (m->applied_cnt == SL_ACL_APPLIED_MAX)
-			break;
+		/* The configuration keeps every chain within the array. */
+		SL_ASSERT(m->applied_cnt < SL_ACL_APPLIED_MAX);
 		m->applied[m->applied_cnt++] = e;
 		if (!e->has_continue)
 			break;

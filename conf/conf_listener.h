@@ -107,6 +107,7 @@ const char *sl_listener_kind_name(enum sl_listener_kind kind);
  * order (first match, then each next match while the last applied entry
  * said `continue`).  Later entries override earlier ones where they overlap.
  */
+/* A configuration whose ACL could apply more entries to one client is refused. */
 #define SL_ACL_APPLIED_MAX 16
 struct sl_conf_acl_match {
 	const struct sl_conf_acl_entry *applied[SL_ACL_APPLIED_MAX];

@@ -78,8 +78,8 @@ struct parse_ctx {
 
 static int parse_stanzas(struct parse_ctx *ctx, struct parse_vec *out, unsigned depth,
 			 const struct sl_conf_token *opener);
-static int parse_value(struct parse_ctx *ctx, struct sl_conf_value *value, unsigned depth,
-		       const char *name, const struct sl_conf_loc *eq_loc);
+static int parse_value(struct parse_ctx *ctx, struct sl_conf_value *value, bool may_nest,
+		       unsigned depth, const char *name, const struct sl_conf_loc *eq_loc);
 static int parse_path(struct parse_state *st, const char *path, const struct sl_conf_loc *loc,
 		      struct parse_vec *out, unsigned depth);
 
@@ -186,7 +186,7 @@ parse_enter(struct parse_ctx *ctx, unsigned depth)
  * On success the closer is consumed and the pairs are in the arena.
  */
 static int
-parse_pairs(struct parse_ctx *ctx, enum sl_conf_tok closer, unsigned depth,
+parse_pairs(struct parse_ctx *ctx, enum sl_conf_tok closer, bool is_item_params, unsigned depth,
 	    struct sl_conf_pair **pairs, size_t *pair_cnt)
 {
 	struct sl_conf_token opener = ctx->tok;
@@ -228,7 +228,7 @@ parse_pairs(struct parse_ctx *ctx, enum sl_conf_tok closer, unsigned depth,
 		}
 		eq_loc = ctx->tok.loc;
 		if (parse_next(ctx) < 0 ||
-		    parse_value(ctx, &pair.value, depth + 1, pair.key, &eq_loc) < 0)
+		    parse_value(ctx, &pair.value, is_item_params, depth + 1, pair.key, &eq_loc) < 0)
 			goto fail_pairs;
 		*(struct sl_conf_pair *)parse_vec_push(&vec) = pair;
 	}
@@ -241,9 +241,17 @@ fail_pairs:
 	return rc;
 }
 
-/* item := (WORD | STRING) attrs? bracket?  The current token is the word or string. */
+static int parse_list(struct parse_ctx *ctx, unsigned depth, struct sl_conf_value *value,
+		      bool may_nest);
+
+/*
+ * item := (WORD | STRING) attrs? bracket? sublist?  The current token is the
+ * word or string.  A sublist (`relay_hosts ( 1.2.3.4 10.0.0.0/24 )`, the
+ * reference's option-in-an-ACL-entry form) only where `may_list`: in the
+ * list that is a value inside an item's [ ], i.e. an ACL entry's.
+ */
 static int
-parse_item(struct parse_ctx *ctx, unsigned depth, struct parse_vec *items)
+parse_item(struct parse_ctx *ctx, unsigned depth, struct parse_vec *items, bool may_list)
 {
 	struct sl_conf_item item;
 	int rc = -1;
@@ -256,13 +264,19 @@ parse_item(struct parse_ctx *ctx, unsigned depth, struct parse_vec *items)
 		goto fail_item;
 	if (ctx->tok.kind == SL_CONF_TOK_LANGLE) {
 		item.has_attrs = true;
-		if (parse_pairs(ctx, SL_CONF_TOK_RANGLE, depth, &item.attrs, &item.attr_cnt) < 0)
+		if (parse_pairs(ctx, SL_CONF_TOK_RANGLE, false, depth, &item.attrs,
+				&item.attr_cnt) < 0)
 			goto fail_item;
 	}
 	if (ctx->tok.kind == SL_CONF_TOK_LBRACKET) {
 		item.has_params = true;
-		if (parse_pairs(ctx, SL_CONF_TOK_RBRACKET, depth, &item.params, &item.param_cnt) <
-		    0)
+		if (parse_pairs(ctx, SL_CONF_TOK_RBRACKET, true, depth, &item.params,
+				&item.param_cnt) < 0)
+			goto fail_item;
+	}
+	if (may_list && ctx->tok.kind == SL_CONF_TOK_LPAREN) {
+		item.list = sl_arena_alloc(&ctx->st->tree->arena, sizeof(*item.list));
+		if (parse_list(ctx, depth, item.list, false) < 0)
 			goto fail_item;
 	}
 	*(struct sl_conf_item *)parse_vec_push(items) = item;
@@ -273,7 +287,7 @@ fail_item:
 
 /* list := '(' item* ')'  The current token is the '('. */
 static int
-parse_list(struct parse_ctx *ctx, unsigned depth, struct sl_conf_value *value)
+parse_list(struct parse_ctx *ctx, unsigned depth, struct sl_conf_value *value, bool may_nest)
 {
 	struct sl_conf_token opener = ctx->tok;
 	struct parse_vec items = { .elem_len = sizeof(struct sl_conf_item) };
@@ -286,7 +300,7 @@ parse_list(struct parse_ctx *ctx, unsigned depth, struct sl_conf_value *value)
 			parse_expected_closer(ctx, &opener, SL_CONF_TOK_RPAREN);
 			goto fail_list;
 		}
-		if (parse_item(ctx, depth + 1, &items) < 0)
+		if (parse_item(ctx, depth + 1, &items, may_nest) < 0)
 			goto fail_list;
 	}
 	if (parse_next(ctx) < 0)
@@ -307,8 +321,8 @@ fail_list:
  * Foo rather than a puzzling '=' without a name on the next line.
  */
 static int
-parse_value(struct parse_ctx *ctx, struct sl_conf_value *value, unsigned depth, const char *name,
-	    const struct sl_conf_loc *eq_loc)
+parse_value(struct parse_ctx *ctx, struct sl_conf_value *value, bool may_nest, unsigned depth,
+	    const char *name, const struct sl_conf_loc *eq_loc)
 {
 	char quoted[PARSE_QUOTE_LEN];
 	bool is_missing = false;
@@ -328,7 +342,7 @@ parse_value(struct parse_ctx *ctx, struct sl_conf_value *value, unsigned depth, 
 		rc = is_missing ? -1 : 0;
 		break;
 	case SL_CONF_TOK_LPAREN:
-		rc = parse_list(ctx, depth, value);
+		rc = parse_list(ctx, depth, value, may_nest);
 		break;
 	case SL_CONF_TOK_LBRACKET:
 		sl_conf_error_add(ctx->st->errs, &ctx->tok.loc,
@@ -359,7 +373,8 @@ parse_bracket_value(struct parse_ctx *ctx, unsigned depth, struct sl_conf_value 
 	memset(value, 0, sizeof(*value));
 	value->kind = SL_CONF_PAIRS;
 	value->loc = ctx->tok.loc;
-	return parse_pairs(ctx, SL_CONF_TOK_RBRACKET, depth, &value->pairs, &value->pair_cnt);
+	return parse_pairs(ctx, SL_CONF_TOK_RBRACKET, false, depth, &value->pairs,
+			   &value->pair_cnt);
 }
 
 /*
@@ -407,7 +422,7 @@ parse_block(struct parse_ctx *ctx, unsigned depth, struct sl_conf_stanza *s)
 		goto fail_block;
 	}
 	if (ctx->tok.kind == SL_CONF_TOK_LANGLE &&
-	    parse_pairs(ctx, SL_CONF_TOK_RANGLE, depth, &s->attrs, &s->attr_cnt) < 0)
+	    parse_pairs(ctx, SL_CONF_TOK_RANGLE, false, depth, &s->attrs, &s->attr_cnt) < 0)
 		goto fail_block;
 	if (ctx->tok.kind != SL_CONF_TOK_LBRACE) {
 		sl_conf_error_add(ctx->st->errs, &ctx->tok.loc,
@@ -453,7 +468,7 @@ parse_stanza(struct parse_ctx *ctx, unsigned depth, struct parse_vec *out)
 		if (ctx->tok.kind == SL_CONF_TOK_LBRACKET) {
 			if (parse_bracket_value(ctx, depth, &s.value) < 0)
 				goto fail_stanza;
-		} else if (parse_value(ctx, &s.value, depth, s.name, &eq_loc) < 0) {
+		} else if (parse_value(ctx, &s.value, false, depth, s.name, &eq_loc) < 0) {
 			goto fail_stanza;
 		}
 		break;

@@ -70,6 +70,9 @@ struct sl_conf_item {
 	struct sl_conf_pair *params; /* [ key = value ... ]: array of param_cnt */
 	size_t param_cnt;
 	bool has_params; /* '[' ']' present, even if empty */
+	/* NAME ( ... ) inside an ACL entry (relay_hosts ( 1.2.3.4 )): the list, in
+	 * the arena; NULL without one.  Lists elsewhere never hold one. */
+	struct sl_conf_value *list;
 };
 
 /* key = value inside <...> or [...]. */

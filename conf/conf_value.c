@@ -418,10 +418,10 @@ sl_conf__value_parse(struct sl_arena *a, const struct sl_conf_option *o,
 		for (size_t i = 0; i < v->item_cnt; i++) {
 			const struct sl_conf_item *it = &v->items[i];
 
-			if (it->has_attrs || it->has_params) {
+			if (it->has_attrs || it->has_params || it->list != NULL) {
 				snprintf(why, why_len,
-					 "list item '%s' of '%s' cannot carry <attributes> or [ "
-					 "... ]",
+					 "list item '%s' of '%s' cannot carry <attributes>, [ "
+					 "... ] or ( ... )",
 					 it->text, o->name);
 				return -1;
 			}

@@ -1165,8 +1165,17 @@ proto_session_start(struct proto_thread *pt, struct sl_session_new_ev *ev)
 	ss->acl = ev->acl;
 	memcpy(ss->id, ev->id, sizeof(ss->id));
 	memcpy(&ss->peer, &ev->peer, sizeof(ss->peer));
-	ss->has_peer = ev->peer.ss_family == AF_INET || ev->peer.ss_family == AF_INET6;
-	proto_format_addr(&ev->peer, ss->peer_ip, sizeof(ss->peer_ip), ss->remote,
+	if (ev->peer.ss_family == AF_UNIX) {
+		/* A Unix-socket client is local: 127.0.0.1 for Relay_Hosts, the
+		 * validation modules, logs and trace headers, as for the ACL. */
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss->peer;
+
+		memset(&ss->peer, 0, sizeof(ss->peer));
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	}
+	ss->has_peer = ss->peer.ss_family == AF_INET || ss->peer.ss_family == AF_INET6;
+	proto_format_addr(&ss->peer, ss->peer_ip, sizeof(ss->peer_ip), ss->remote,
 			  sizeof(ss->remote));
 	{
 		char lip[INET6_ADDRSTRLEN];
