@@ -386,7 +386,7 @@ dl_outcome(struct dl_thread *dt, struct dl_job *job, size_t i, unsigned code, co
 			.binding = m->binding,
 			.stage = stage,
 			.class_code = sl_bounce_classify(
-				NULL,
+				dl_bounce_rules(dt),
 				&(struct sl_bounce_reply){ .text = response,
 							   .code = code,
 							   .enhanced = enhanced ? enhanced : "",
@@ -686,6 +686,7 @@ dl_thread_fini(struct sl_thread *t)
 	dl_sched_fini(dt);
 	/* The runtime runs the loop until this close (and the timers') is done. */
 	uv_close((uv_handle_t *)&dt->tick_timer, NULL);
+	dl_bounce_rules_drop(dt);
 	sl_conf_snapshot_put(dt->snap);
 	dt->magic = 0;
 	sl_free(dt);

@@ -227,6 +227,7 @@ struct dl_thread {
 	/* SNMP: scratch (owned) for the rows of its queues' view (stats.h) */
 	struct sl_domain_stat *view;
 	size_t view_cap;
+	struct dl_rules *rules; /* a reference to the bounce rules (deliver_bounce.c) */
 };
 
 /* ---- deliver.c: messages, outcomes, logs, bounces */
@@ -320,6 +321,25 @@ void dl_conn_feed(struct dl_conn *c);
 void dl_conn_close(struct dl_conn *c, bool is_graceful);
 /* What the connection is doing, in words (console: show outbound, domain). */
 const char *dl_conn_state(const struct dl_conn *c);
+
+/* ---- deliver_bounce.c: the bounce_classifier rules */
+
+struct sl_bounce_rules;
+struct dl_rules;
+/*
+ * The rule set (custom classes and override files of the bounce_classifier
+ * block) for dt->snap: built once per snapshot and `refresh` interval and
+ * shared by the delivery threads; valid until the next call on this thread
+ * or dl_bounce_rules_drop.  Never NULL (an empty set without the block).
+ */
+const struct sl_bounce_rules *dl_bounce_rules(struct dl_thread *dt);
+/* Let go of the thread's rule set (thread fini). */
+void dl_bounce_rules_drop(struct dl_thread *dt);
+/*
+ * Build a new rule set from the bounce_classifier block of `s` (reading its
+ * files; problems are logged and the file left out).  Caller owns it.
+ */
+struct sl_bounce_rules *dl_bounce_rules_build(const struct sl_conf_snapshot *s);
 
 /* ---- deliver_shape.c: limits shared between threads */
 
