@@ -1,5 +1,7 @@
 /*
- * stages/deliver_conn.c - outbound SMTP/LMTP connections of the delivery stage.
+ * stages/deliver_conn.c - outbound SMTP/LMTP connections of the delivery stage
+ * (ECStream connections share the connection and its life cycle; their
+ * protocol is deliver_ecstream.c).
  *
  * A connection belongs to one queue (binding, domain).  It connects from
  * the binding's Bind_Address, runs the client state machine
@@ -58,6 +60,8 @@ dl_conn_timeout_ms(const struct dl_conn *c)
 	enum sl_opt opt;
 	const union sl_conf_val *v;
 
+	if (c->ecs != NULL)
+		return dl_ecs_timeout_ms(c);
 	switch (sl_smtp_client_waiting_for(c->smtp)) {
 	case SL_SMTPC_WAIT_GREETING:
 		opt = SL_OPT_CONNECT_TIMEOUT;
@@ -118,6 +122,8 @@ dl_stage_of(const struct dl_conn *c, enum sl_smtpc_wait w)
 static enum dl_stage_code
 dl_conn_stage(const struct dl_conn *c)
 {
+	if (c->ecs != NULL)
+		return dl_ecs_stage(c);
 	return dl_stage_of(c, sl_smtp_client_waiting_for(c->smtp));
 }
 
@@ -130,6 +136,8 @@ dl_conn_state(const struct dl_conn *c)
 		return "connecting";
 	if (c->is_idle)
 		return "idle";
+	if (c->ecs != NULL)
+		return dl_ecs_state(c);
 	switch (sl_smtp_client_waiting_for(c->smtp)) {
 	case SL_SMTPC_WAIT_GREETING:
 		return "reading banner";
@@ -175,6 +183,7 @@ dl_conn_free(struct dl_conn *c)
 	else
 		q->plain_conn_cnt--;
 	sl_smtp_client_free(c->smtp);
+	dl_ecs_free(c->ecs);
 	sl_buf_free(&c->in);
 	sl_buf_free(&c->out);
 	sl_buf_free(&c->wbuf);
@@ -199,7 +208,7 @@ dl_conn_close_cb(uv_handle_t *h)
 }
 
 /* Put the job in flight back at the front of its queue, not counted as an attempt. */
-static void
+void
 dl_conn_requeue(struct dl_conn *c)
 {
 	struct dl_queue *q = c->q;
@@ -227,6 +236,10 @@ dl_conn_close(struct dl_conn *c, bool is_graceful)
 	if (c->is_closing)
 		return;
 	if (is_graceful && c->is_connected && c->job == NULL && !c->is_writing) {
+		if (c->ecs != NULL) {
+			dl_ecs_quit(c);
+			return;
+		}
 		sl_smtp_client_quit(c->smtp, &c->out);
 		c->is_idle = false;
 		dl_conn_drive(c);
@@ -243,7 +256,7 @@ dl_conn_close(struct dl_conn *c, bool is_graceful)
  * The job in flight ends transiently for every recipient still pending
  * (a connection or protocol failure), then waits for its next attempt.
  */
-static void
+void
 dl_conn_job_fail(struct dl_conn *c, unsigned code, const char *enhanced, const char *text,
 		 enum dl_stage_code stage)
 {
@@ -276,12 +289,12 @@ dl_conn_timer_cb(uv_timer_t *t)
 	if (c->job != NULL)
 		dl_conn_job_fail(c, 451, "4.4.2", "timeout waiting for the server",
 				 dl_conn_stage(c));
-	if (!c->is_connected || sl_smtp_client_waiting_for(c->smtp) == SL_SMTPC_WAIT_GREETING)
+	if (!c->is_connected || dl_conn_stage(c) == DL_STAGE_BANNER)
 		dl_queue_conn_failed(c->q, &c->addr, true);
 	dl_conn_close(c, false);
 }
 
-static void
+void
 dl_conn_arm(struct dl_conn *c)
 {
 	uint64_t ms;
@@ -349,7 +362,7 @@ dl_conn_flush(struct dl_conn *c)
  * The content of the job's message as iovecs: the added headers, then the
  * client's data without the X-Binding: header.
  */
-static size_t
+size_t
 dl_conn_content(const struct sl_msg *m, struct iovec **out)
 {
 	size_t cnt = sl_msg_iov(m, NULL, 0) + 1, n = 0;
@@ -478,6 +491,10 @@ dl_conn_feed(struct dl_conn *c)
 	c->rcpt_ptrs = sl_calloc(job->rcpt_cnt, sizeof(*c->rcpt_ptrs));
 	for (size_t i = 0; i < job->rcpt_cnt; i++)
 		c->rcpt_ptrs[i] = m->rcpts[job->rcpt_idx[i]].addr;
+	if (c->ecs != NULL) {
+		dl_ecs_send(c);
+		return;
+	}
 	memset(&c->txn, 0, sizeof(c->txn));
 	c->txn.sender = m->sender;
 	c->txn.rcpts = c->rcpt_ptrs;
@@ -548,6 +565,10 @@ dl_conn_fail(struct dl_conn *c, const struct sl_smtpc_ev *ev)
 static void
 dl_conn_drive(struct dl_conn *c)
 {
+	if (c->ecs != NULL) {
+		dl_ecs_drive(c);
+		return;
+	}
 	while (!c->is_closing && !c->is_body && !c->is_body_wanted) {
 		struct sl_smtpc_ev ev;
 		size_t used = 0;
@@ -621,6 +642,10 @@ dl_conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0)
 		return;
+	if (c->ecs != NULL) {
+		dl_ecs_eof(c, (int)nread);
+		return;
+	}
 	/* EOF or error.  Idle: the server closed a cached connection, nothing lost. */
 	if (c->job != NULL) {
 		struct sl_smtpc_ev ev = { .kind = SL_SMTPC_EV_FAIL,
@@ -699,6 +724,7 @@ dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char
 		.use_chunking = true,
 		.use_pipelining = true,
 	};
+	bool is_ecs = method != NULL && strcasecmp(method->s, "ECSTREAM") == 0;
 	int rc;
 
 	c->magic = DL_CONN_MAGIC;
@@ -715,7 +741,8 @@ dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char
 	else
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, c->ip,
 			  sizeof(c->ip));
-	c->smtp = sl_smtp_client_new(&conf);
+	c->smtp = is_ecs ? NULL : sl_smtp_client_new(&conf);
+	c->ecs = is_ecs ? dl_ecs_new() : NULL;
 	uv_tcp_init(dt->loop, &c->tcp);
 	uv_timer_init(dt->loop, &c->timer);
 	c->tcp.data = c;

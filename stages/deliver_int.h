@@ -58,6 +58,7 @@ enum dl_stage_code {
 
 struct dl_queue;
 struct dl_conn;
+struct dl_ecs;
 struct dl_thread;
 
 /* Which SNMP gauge of its group (stats.h) a job counts in now. */
@@ -174,8 +175,9 @@ struct dl_conn {
 	struct sockaddr_storage addr;
 	char ip[64]; /* the peer, for logs */
 	char host[256];
-	char host_slot[256]; /* the Host slot it holds (dl_shape_host_take), or "" */
-	struct sl_smtp_client *smtp;
+	char host_slot[256];         /* the Host slot it holds (dl_shape_host_take), or "" */
+	struct sl_smtp_client *smtp; /* owned; NULL on an ECStream connection */
+	struct dl_ecs *ecs;          /* owned: ECStream state (deliver_ecstream.c), or NULL */
 	struct sl_buf in;
 	struct sl_buf out;
 	struct sl_buf wbuf;     /* the write in flight */
@@ -321,6 +323,31 @@ void dl_conn_feed(struct dl_conn *c);
 void dl_conn_close(struct dl_conn *c, bool is_graceful);
 /* What the connection is doing, in words (console: show outbound, domain). */
 const char *dl_conn_state(const struct dl_conn *c);
+/* (Re)start the connection's timer for what it waits for now. */
+void dl_conn_arm(struct dl_conn *c);
+/* Put the job in flight back at the front of its queue, not counted as an attempt. */
+void dl_conn_requeue(struct dl_conn *c);
+/* The job in flight ends transiently for its pending recipients, then settles. */
+void dl_conn_job_fail(struct dl_conn *c, unsigned code, const char *enhanced, const char *text,
+		      enum dl_stage_code stage);
+/* The content of a message as delivered (without X-Binding:): an owned iovec array. */
+size_t dl_conn_content(const struct sl_msg *m, struct iovec **out);
+
+/* ---- deliver_ecstream.c: the ECStream client side (Delivery_Method = ECSTREAM) */
+
+struct dl_ecs *dl_ecs_new(void);
+void dl_ecs_free(struct dl_ecs *e);
+/* Send the job dl_conn_feed just gave the connection (c->job, c->rcpt_ptrs). */
+void dl_ecs_send(struct dl_conn *c);
+/* Act on what was read (greeting, replies), then write and arm the timer. */
+void dl_ecs_drive(struct dl_conn *c);
+/* The server closed the connection or reading failed (nread < 0). */
+void dl_ecs_eof(struct dl_conn *c, int nread);
+/* Say goodbye on an idle connection (the quit frame), then close. */
+void dl_ecs_quit(struct dl_conn *c);
+uint64_t dl_ecs_timeout_ms(const struct dl_conn *c);
+enum dl_stage_code dl_ecs_stage(const struct dl_conn *c);
+const char *dl_ecs_state(const struct dl_conn *c);
 
 /* ---- deliver_bounce.c: the bounce_classifier rules */
 

@@ -765,6 +765,8 @@ dl_default_port(const struct dl_queue *q)
 
 	if (method != NULL && strcasecmp(method->s, "LMTP") == 0)
 		return (uint16_t)dl_opt_int(q, SL_OPT_LMTP_PORT, 24);
+	if (method != NULL && strcasecmp(method->s, "ECSTREAM") == 0)
+		return (uint16_t)dl_opt_int(q, SL_OPT_ECSTREAM_PORT, 1825);
 	return (uint16_t)dl_opt_int(q, SL_OPT_REMOTE_SMTP_PORT, 25);
 }
 
