@@ -188,8 +188,15 @@ sl_spool_progress(struct sl_spool_writer *w, const struct sl_spool_loc *loc, uin
 int
 sl_spool_commit(struct sl_spool_writer *w)
 {
+	uint64_t appended;
+	int rc;
+
 	SL_CHECK_OBJ(w, SL_SPOOL_WRITER_MAGIC);
-	return w->sp->be->commit(w);
+	appended = sl_spool__fig(&w->appended); /* only this thread appends */
+	rc = w->sp->be->commit(w);
+	if (rc == 0)
+		__atomic_store_n(&w->durable, appended, __ATOMIC_RELAXED);
+	return rc;
 }
 
 int
@@ -209,20 +216,34 @@ sl_spool_read(struct sl_spool *sp, const struct sl_spool_loc *loc, struct sl_msg
 	return sp->be->read(sp, loc, out);
 }
 
+static void
+spool_stats_add(const struct sl_spool_writer *w, struct sl_spool_stats *out)
+{
+	out->segment_cnt += sl_spool__fig(&w->seg_cnt);
+	out->bytes += sl_spool__fig(&w->seg_bytes);
+	out->live_msgs += sl_spool__fig(&w->live);
+	out->commits += sl_spool__fig(&w->commits);
+	out->appended += sl_spool__fig(&w->appended);
+	out->durable += sl_spool__fig(&w->durable);
+	out->syncs += sl_spool__fig(&w->syncs);
+	out->dir_syncs += sl_spool__fig(&w->dir_syncs);
+}
+
 void
 sl_spool_stats(struct sl_spool *sp, struct sl_spool_stats *out)
 {
 	SL_CHECK_OBJ(sp, SL_SPOOL_MAGIC);
 	memset(out, 0, sizeof(*out));
-	for (unsigned i = 0; i < sp->opts.writer_cnt; i++) {
-		const struct sl_spool_writer *w = sp->writers[i];
+	for (unsigned i = 0; i < sp->opts.writer_cnt; i++)
+		spool_stats_add(sp->writers[i], out);
+}
 
-		out->segment_cnt += sl_spool__fig(&w->seg_cnt);
-		out->bytes += sl_spool__fig(&w->seg_bytes);
-		out->live_msgs += sl_spool__fig(&w->live);
-		out->commits += sl_spool__fig(&w->commits);
-		out->appended += sl_spool__fig(&w->appended);
-	}
+void
+sl_spool_writer_stats(const struct sl_spool_writer *w, struct sl_spool_stats *out)
+{
+	SL_CHECK_OBJ(w, SL_SPOOL_WRITER_MAGIC);
+	memset(out, 0, sizeof(*out));
+	spool_stats_add(w, out);
 }
 
 /* ---- record headers ---- */

@@ -167,8 +167,10 @@ int sl_spool_compact(struct sl_spool_writer *w, double live_ratio, uint64_t max_
 /*
  * Read a message back (for delivery of bodies not kept in memory): a new
  * message owned by the caller, its content checked against the record CRC.
- * Statuses are those it had when written.  0 or -errno: -ENOENT (its
- * segment is gone: finished, or moved by compaction), -EIO (damaged).
+ * Statuses are those it had when written.  Any loc the message had works
+ * until it is finished: when compaction moved it and its old segment is
+ * gone, the read follows it to the copy (the new message's loc says where
+ * it was read).  0 or -errno: -ENOENT (finished), -EIO (damaged).
  */
 int sl_spool_read(struct sl_spool *sp, const struct sl_spool_loc *loc, struct sl_msg **out);
 
@@ -178,9 +180,18 @@ struct sl_spool_stats {
 	uint64_t live_msgs;   /* unfinished messages */
 	uint64_t commits;     /* commits that had something to make durable */
 	uint64_t appended;    /* messages appended */
+	uint64_t durable;     /* of those, covered by a successful commit */
+	uint64_t syncs;       /* fdatasync calls on segment files */
+	uint64_t dir_syncs;   /* fsync calls on SpoolBase */
 };
-/* Figures (approximate while writers run). */
+/* Figures of the whole spool (approximate while writers run).  Any thread. */
 void sl_spool_stats(struct sl_spool *sp, struct sl_spool_stats *out);
+/*
+ * Figures of one writer; exact on its own thread (a message appended there
+ * is durable once `durable` has passed the `appended` it saw after the
+ * append), approximate elsewhere.
+ */
+void sl_spool_writer_stats(const struct sl_spool_writer *w, struct sl_spool_stats *out);
 
 /* CRC32C (Castagnoli) of `len` bytes, continuing from `crc` (start with 0). */
 uint32_t sl_crc32c(uint32_t crc, const void *data, size_t len);

@@ -78,6 +78,7 @@ struct sl_spool_writer {
 	void *be;              /* owned by the backend (writer_init/writer_fini) */
 	/* figures: written by the owner thread, read by anyone (relaxed atomics) */
 	uint64_t appended;  /* messages appended */
+	uint64_t durable;   /* `appended` when the last successful commit began */
 	uint64_t commits;   /* commits that had something to make durable */
 	uint64_t syncs;     /* fdatasync calls on segment files */
 	uint64_t dir_syncs; /* fsync calls on SpoolBase */

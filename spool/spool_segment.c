@@ -35,10 +35,19 @@
  * progress records, and SpoolBase/reserve is given up when progress needs a
  * new segment (after a restart), so finishing messages can free space.
  *
+ * Compaction copies the live messages of a mostly-dead sealed segment into
+ * the active one; once the copy is durable the old segment counts the
+ * message no more and goes like any dead segment.  Readers may hold a loc
+ * of the old copy (delivery reads bodies back by loc): the writer
+ * publishes old loc -> new home in a forwarding map before the old
+ * segment can be unlinked, and read follows it when the old segment is
+ * gone; the entries go when the message is finished.
+ *
  * Threads: a writer's books and segments belong to its thread; read opens
  * the segment by name on the calling thread (an unlinked segment gives
  * -ENOENT, an open one stays readable), so no state is shared but the
- * reserve file's state (an atomic, taken by whichever writer needs it).  Parses
+ * reserve file's state (an atomic, taken by whichever writer needs it) and
+ * the forwarding map (under fwd_lock, the file's only lock).  Parses
  * untrusted input: every segment file (lengths checked against the file,
  * SL_SPOOL_MAX_RECORD and the codec's limits).  Ownership: the writer owns
  * its segments and seg_msgs; messages handed out belong to the caller.
@@ -173,6 +182,18 @@ struct seg_spool {
 	int lockfd;           /* SpoolBase/lock, flock()ed */
 	uint64_t reserve_len; /* of SpoolBase/reserve */
 	int reserve_state;    /* atomic: SEG_RESERVE_* */
+	/*
+	 * Forwarding of messages moved by compaction: every older loc of a
+	 * moved message -> its newest home (an owned struct sl_spool_loc), so
+	 * that a reader holding an old loc (delivery reading a body back)
+	 * finds the copy once the old segment is gone.  Written by the owning
+	 * writer when a move is durable, before the old segment can be
+	 * unlinked, and when the message is finished; read by seg_read on any
+	 * thread.  fwd_lock guards fwd; it is held for map operations only,
+	 * never across I/O, and no other lock is taken under it.
+	 */
+	pthread_mutex_t fwd_lock;
+	struct seg_map fwd;
 };
 
 /*
@@ -246,6 +267,12 @@ static bool
 seg_id_eq(struct seg_id a, struct seg_id b)
 {
 	return a.writer == b.writer && a.number == b.number;
+}
+
+static bool
+seg_loc_eq(const struct sl_spool_loc *a, const struct sl_spool_loc *b)
+{
+	return a->writer == b->writer && a->segment == b->segment && a->offset == b->offset;
 }
 
 static uint64_t
@@ -884,11 +911,59 @@ seg_msg_finish(struct seg_writer *sw, struct seg_msg *e)
 	sw->fin[sw->fin_cnt++] = e;
 }
 
+/* A move of e is durable: its older locs now lead readers to its new home. */
+static void
+seg_fwd_publish(struct sl_spool_writer *w, const struct seg_msg *e)
+{
+	struct seg_spool *ss = w->sp->be_state;
+
+	pthread_mutex_lock(&ss->fwd_lock);
+	for (uint32_t i = 0; i < e->loc_cnt; i++) {
+		const struct sl_spool_loc *l = &e->locs[i];
+		struct seg_key k = seg_loc_key(l->writer, l->segment, l->offset);
+		struct sl_spool_loc *to;
+
+		if (seg_loc_eq(l, &e->home_loc))
+			continue;
+		to = seg_map_get(&ss->fwd, k);
+		if (to == NULL) {
+			to = sl_malloc(sizeof(*to));
+			seg_map_put(&ss->fwd, k, to);
+		}
+		*to = e->home_loc;
+	}
+	pthread_mutex_unlock(&ss->fwd_lock);
+}
+
+/* e is finished for good: nobody may read it any more. */
+static void
+seg_fwd_forget(struct sl_spool_writer *w, const struct seg_msg *e)
+{
+	struct seg_spool *ss = w->sp->be_state;
+
+	if (e->loc_cnt < 2)
+		return; /* never moved: never published */
+	pthread_mutex_lock(&ss->fwd_lock);
+	for (uint32_t i = 0; i < e->loc_cnt; i++) {
+		const struct sl_spool_loc *l = &e->locs[i];
+		struct seg_key k = seg_loc_key(l->writer, l->segment, l->offset);
+		struct sl_spool_loc *to = seg_map_get(&ss->fwd, k);
+
+		if (to != NULL) {
+			seg_map_del(&ss->fwd, k);
+			sl_free(to);
+		}
+	}
+	pthread_mutex_unlock(&ss->fwd_lock);
+}
+
 /* Its finish is durable: forget it. */
 static void
 seg_msg_release(struct sl_spool_writer *w, struct seg_msg *e)
 {
 	struct seg_writer *sw = w->be;
+
+	seg_fwd_forget(w, e);
 
 	e->home->live--;
 	e->home->live_bytes -= e->rec_len;
@@ -1163,6 +1238,7 @@ seg_open(struct sl_spool *sp, char *why, size_t why_len)
 	ss->reserve_len =
 		sp->opts.segment_size < SEG_RESERVE_FILE ? sp->opts.segment_size : SEG_RESERVE_FILE;
 	seg_reserve_make(ss);
+	pthread_mutex_init(&ss->fwd_lock, NULL);
 	sp->be_state = ss;
 	return 0;
 
@@ -1182,6 +1258,10 @@ seg_close(struct sl_spool *sp)
 
 	close(ss->lockfd); /* releases the flock */
 	close(ss->dirfd);
+	for (size_t i = 0; i < ss->fwd.cap; i++)
+		sl_free(ss->fwd.slots[i].val);
+	seg_map_free(&ss->fwd);
+	pthread_mutex_destroy(&ss->fwd_lock);
 	sl_free(ss);
 	sp->be_state = NULL;
 }
@@ -1418,6 +1498,8 @@ seg_commit(struct sl_spool_writer *w)
 		sw->moves[i].from->live--;
 		sw->moves[i].from->live_bytes -= sw->moves[i].from_len;
 		seg_check_dead(sw, sw->moves[i].from);
+		/* before the sweep below may unlink the old segment */
+		seg_fwd_publish(w, sw->moves[i].msg);
 	}
 	for (size_t i = 0; i < sw->fin_cnt; i++)
 		seg_msg_release(w, sw->fin[i]);
@@ -1515,12 +1597,38 @@ out:
 	return err < 0 && moved == 0 ? err : moved;
 }
 
+/*
+ * Read at loc; when its segment is gone, follow the message to where
+ * compaction moved it.  The new home may itself be moved and its segment
+ * removed between the look-up and the open: look again (the map always
+ * names the newest home), a few times.
+ */
 static int
 seg_read(struct sl_spool *sp, const struct sl_spool_loc *loc, struct sl_msg **out)
 {
 	struct seg_spool *ss = sp->be_state;
+	struct seg_key k = seg_loc_key(loc->writer, loc->segment, loc->offset);
+	struct sl_spool_loc at = *loc;
+	int err;
 
-	return seg_read_file(ss->dirfd, loc, out);
+	for (int hops = 0;; hops++) {
+		const struct sl_spool_loc *to;
+		bool is_new = false;
+
+		err = seg_read_file(ss->dirfd, &at, out);
+		if (err != -ENOENT || hops >= 8)
+			break;
+		pthread_mutex_lock(&ss->fwd_lock);
+		to = seg_map_get(&ss->fwd, k);
+		if (to != NULL && !seg_loc_eq(to, &at)) {
+			at = *to;
+			is_new = true;
+		}
+		pthread_mutex_unlock(&ss->fwd_lock);
+		if (!is_new)
+			break;
+	}
+	return err;
 }
 
 /* ---- recovery ---- */

@@ -139,7 +139,9 @@ ctl_rate_of(const uint64_t *v)
 /* Cumulative counters `summary` shows, and their values at the last `summary reset`. */
 static const char *const ctl_cumulative[] = {
 	"dns.queries",       "protocol.received", "protocol.rejected", "deliver.delivered",
-	"deliver.transient", "deliver.failed",    "deliver.bounces",
+	"deliver.transient", "deliver.failed",    "deliver.bounces",   "spool.commits",
+	"spool.syncs",       "spool.dir_syncs",   "spool.committed",   "spool.acked_before_sync",
+	"spool.copied",
 };
 #define CTL_CUMULATIVE (sizeof(ctl_cumulative) / sizeof(ctl_cumulative[0]))
 static uint64_t ctl_base[CTL_CUMULATIVE];
@@ -195,6 +197,13 @@ ctl_summary(struct sl_buf *b)
 	sl_buf_printf(b, "transient failures: %" PRIu64 "\n", ctl_since("deliver.transient"));
 	sl_buf_printf(b, "failed: %" PRIu64 "\n", ctl_since("deliver.failed"));
 	sl_buf_printf(b, "bounces: %" PRIu64 "\n", ctl_since("deliver.bounces"));
+	sl_buf_printf(b, "spool commits: %" PRIu64 "\n", ctl_since("spool.commits"));
+	sl_buf_printf(b, "spool syncs: %" PRIu64 "\n", ctl_since("spool.syncs"));
+	sl_buf_printf(b, "spool directory syncs: %" PRIu64 "\n", ctl_since("spool.dir_syncs"));
+	sl_buf_printf(b, "spool messages committed: %" PRIu64 "\n", ctl_since("spool.committed"));
+	sl_buf_printf(b, "spool acknowledged before sync: %" PRIu64 "\n",
+		      ctl_since("spool.acked_before_sync"));
+	sl_buf_printf(b, "spool messages copied forward: %" PRIu64 "\n", ctl_since("spool.copied"));
 	if (ctl_reset_at != 0) {
 		struct tm tm;
 		char when[32];

@@ -9,6 +9,20 @@
  * client see 250.  With _unsafe_spool the answer goes back right after the
  * append, before the sync (and the daemon says so at start).
  *
+ * Compaction: after each commit the thread looks for sealed segments of
+ * its writer whose live messages fill less than a quarter of what was
+ * written to them (a few long-deferred messages pinning a whole segment)
+ * and copies at most SPOOL_COMPACT_ROUND bytes of them forward into the
+ * active segment, then commits again, so the old segment goes once the
+ * copies are durable (sl_spool_compact; a crash at any point leaves one
+ * copy or both, and recovery joins them).  Reads that hold the old loc
+ * (delivery reading a body back) are followed to the copy by the spool.
+ * When a round copied something the thread sends itself a compaction
+ * event and goes on after the events already queued, so a large backlog
+ * is moved in bounded rounds between group commits.  A segment's live
+ * share only falls when a commit finishes messages, so checking after
+ * commits (and once at start, for what recovery found) misses nothing.
+ *
  * `spool import` (stages/spool_import.c) sends batches of messages read
  * from another spool: they are appended and committed in the same group as
  * everything else, and only after that commit sent to delivery and
@@ -37,10 +51,25 @@
 #include "stages/spool_int.h"
 #include "stages/stages.h"
 
+/* Compaction: a sealed segment whose live bytes are under this share of it is copied from. */
+#define SPOOL_COMPACT_RATIO 0.25
+/* Bytes copied forward per round (between two group commits). */
+#define SPOOL_COMPACT_ROUND (1024u * 1024)
+
+/* The spool thread's own event: go on compacting (struct spool_compact_ev). */
+struct spool_compact_ev {
+	struct sl_event ev; /* SPOOL_EV_COMPACT */
+};
+
 struct spool_thread {
 	struct sl_spool_writer *w;
+	struct sl_thread *t;
 	bool is_dirty;           /* progress recorded since the last commit */
+	bool is_appended;        /* appended since the last commit */
+	bool wants_compact;      /* run a compaction round at the batch end */
+	bool has_compact_ev;     /* a SPOOL_EV_COMPACT is on its way to this thread */
 	struct sl_msg **pending; /* appended, waiting for the commit; owned */
+	uint64_t *pending_seq;   /* owned: each one's append number (writer's `appended`) */
 	size_t pending_cnt;
 	size_t pending_cap;
 	struct spool_import_batch **imports; /* appended, waiting for the commit; not owned */
@@ -56,6 +85,11 @@ static bool spool_is_unsafe;
 static unsigned spool_ctr_msgs;
 static unsigned spool_ctr_commits;
 static unsigned spool_ctr_errors;
+static unsigned spool_ctr_syncs;     /* fdatasync calls on segments */
+static unsigned spool_ctr_dir_syncs; /* fsync calls on SpoolBase */
+static unsigned spool_ctr_committed; /* messages made durable by a commit */
+static unsigned spool_ctr_early;     /* answered 250 before their commit (_unsafe_spool) */
+static unsigned spool_ctr_copied;    /* messages copied forward by compaction */
 
 static void
 spool_recovered(struct sl_msg *m, void *arg)
@@ -122,6 +156,7 @@ sl_spool_stage_open(const struct sl_conf_snapshot *s, char *why, size_t why_len)
 		.backend = "segment",
 		.use_fsync = sl_conf_bool(s, SL_OPT_FORCE_FSYNC),
 		.writer_cnt = sl_spool_thread_cnt(s),
+		.segment_size = (uint64_t)sl_conf_int(s, SL_OPT_SPOOL_SEGMENT_SIZE),
 	};
 	struct sl_spool_recover_stats st;
 	uint64_t cnt = 0;
@@ -154,6 +189,11 @@ sl_spool_stage_open(const struct sl_conf_snapshot *s, char *why, size_t why_len)
 	spool_ctr_msgs = sl_counter_register("spool.messages");
 	spool_ctr_commits = sl_counter_register("spool.commits");
 	spool_ctr_errors = sl_counter_register("spool.errors");
+	spool_ctr_syncs = sl_counter_register("spool.syncs");
+	spool_ctr_dir_syncs = sl_counter_register("spool.dir_syncs");
+	spool_ctr_committed = sl_counter_register("spool.committed");
+	spool_ctr_early = sl_counter_register("spool.acked_before_sync");
+	spool_ctr_copied = sl_counter_register("spool.copied");
 	spool_dir = sl_strdup(opts.dir);
 	return 0;
 }
@@ -184,12 +224,22 @@ sl_spool_stage_close(void)
 	spool_dir = NULL;
 }
 
-/* The message is durable (result 0) or not (-errno): tell its protocol thread. */
+/*
+ * The message is durable (result 0) or not (-errno): tell its protocol
+ * thread.  `seq` is its append number: a 250 for a message the writer's
+ * last good commit did not cover goes out before its sync (_unsafe_spool),
+ * and is counted as such.
+ */
 static void
-spool_answer(struct sl_msg *m, int result)
+spool_answer(struct spool_thread *st, struct sl_msg *m, uint64_t seq, int result)
 {
 	m->spool_result = result;
 	if (result == 0) {
+		struct sl_spool_stats ws;
+
+		sl_spool_writer_stats(st->w, &ws);
+		if (seq > ws.durable)
+			sl_counter_add(spool_ctr_early, 1);
 		sl_eclog_reception(m, m->conn_id);
 		sl_counter_add(spool_ctr_msgs, 1);
 	} else {
@@ -199,6 +249,68 @@ spool_answer(struct sl_msg *m, int result)
 	sl_send_thread(m->ev.reply_to, &m->ev);
 }
 
+/* Another compaction round after the events queued now (at most one such event in flight). */
+static void
+spool_compact_later(struct spool_thread *st)
+{
+	struct spool_compact_ev *ce;
+
+	if (st->has_compact_ev)
+		return;
+	ce = SL_NEW(ce);
+	sl_event_init(&ce->ev, SPOOL_EV_COMPACT);
+	st->has_compact_ev = true;
+	sl_send_thread(st->t, &ce->ev);
+}
+
+/* sl_spool_commit, counting what it did. */
+static int
+spool_commit(struct spool_thread *st)
+{
+	struct sl_spool_stats a, b;
+	int rc;
+
+	sl_spool_writer_stats(st->w, &a);
+	rc = sl_spool_commit(st->w);
+	sl_spool_writer_stats(st->w, &b);
+	if (b.commits > a.commits)
+		sl_counter_add(spool_ctr_commits, (int64_t)(b.commits - a.commits));
+	sl_counter_add(spool_ctr_syncs, (int64_t)(b.syncs - a.syncs));
+	sl_counter_add(spool_ctr_dir_syncs, (int64_t)(b.dir_syncs - a.dir_syncs));
+	sl_counter_add(spool_ctr_committed, (int64_t)(b.durable - a.durable));
+	return rc;
+}
+
+/*
+ * One bounded round: copy live messages out of mostly-dead segments, make
+ * the copies durable (the old segments go in that commit's sweep), and
+ * come back for more if there may be more.
+ */
+static void
+spool_compact(struct spool_thread *st)
+{
+	int n, rc;
+
+	n = sl_spool_compact(st->w, SPOOL_COMPACT_RATIO, SPOOL_COMPACT_ROUND, NULL, NULL);
+	if (n < 0) {
+		/* the copies wait for the next commit's check: nothing is lost */
+		sl_log_err("spool: compaction cannot copy a message forward: %s", strerror(-n));
+		return;
+	}
+	if (n == 0)
+		return;
+	sl_counter_add(spool_ctr_copied, n);
+	rc = spool_commit(st);
+	if (rc < 0) {
+		/* the moves are undone; the old copies stay where they were */
+		sl_log_err("spool: commit of %d messages copied forward failed: %s", n,
+			   strerror(-rc));
+		return;
+	}
+	sl_log_debug("spool: %d messages copied forward out of mostly-dead segments", n);
+	spool_compact_later(st);
+}
+
 static int
 spool_thread_init(struct sl_thread *t)
 {
@@ -206,7 +318,10 @@ spool_thread_init(struct sl_thread *t)
 
 	st->w = sl_spool_writer_get(spool_store, sl_thread_index(t));
 	SL_ASSERT(st->w != NULL);
+	st->t = t;
 	sl_thread_set_data(t, st);
+	/* what recovery found may be worth compacting before anything else happens */
+	spool_compact_later(st);
 	return 0;
 }
 
@@ -278,8 +393,15 @@ spool_handle(struct sl_thread *t, struct sl_event *ev)
 {
 	struct spool_thread *st = sl_thread_data(t);
 	struct sl_msg *m = (struct sl_msg *)ev;
+	struct sl_spool_stats ws;
 	int rc;
 
+	if (ev->type == SPOOL_EV_COMPACT) {
+		st->has_compact_ev = false;
+		st->wants_compact = true;
+		sl_free(ev);
+		return;
+	}
 	if (ev->type == SL_EV_SPOOL_PROGRESS) {
 		spool_progress(t, st, (struct sl_spool_progress_ev *)ev);
 		return;
@@ -293,40 +415,55 @@ spool_handle(struct sl_thread *t, struct sl_event *ev)
 	rc = sl_spool_append(st->w, m);
 	if (rc < 0) {
 		sl_log_err("spool: cannot append a message from %s: %s", m->peer_ip, strerror(-rc));
-		spool_answer(m, rc);
+		spool_answer(st, m, 0, rc);
 		return;
 	}
+	st->is_appended = true;
+	sl_spool_writer_stats(st->w, &ws);
 	if (spool_is_unsafe) {
-		spool_answer(m, 0);
+		spool_answer(st, m, ws.appended, 0);
 		return;
 	}
 	if (st->pending_cnt == st->pending_cap) {
 		st->pending_cap = st->pending_cap ? st->pending_cap * 2 : 64;
 		st->pending = sl_reallocarray(st->pending, st->pending_cap, sizeof(*st->pending));
+		st->pending_seq =
+			sl_reallocarray(st->pending_seq, st->pending_cap, sizeof(*st->pending_seq));
 	}
+	st->pending_seq[st->pending_cnt] = ws.appended;
 	st->pending[st->pending_cnt++] = m;
 }
 
-/* The batch boundary: one commit (one fdatasync) for every message appended since the last. */
+/*
+ * The batch boundary: one commit (one fdatasync) for every message appended
+ * since the last, then the answers, then (the clients served) a bounded
+ * round of compaction.
+ */
 static void
 spool_batch_end(struct sl_thread *t)
 {
 	struct spool_thread *st = sl_thread_data(t);
+	bool wants_compact = st->wants_compact;
 	int rc;
-	if (st->pending_cnt == 0 && st->import_cnt == 0 && !spool_is_unsafe && !st->is_dirty)
-		return;
-	st->is_dirty = false;
-	rc = sl_spool_commit(st->w);
-	sl_counter_add(spool_ctr_commits, 1);
-	if (rc < 0)
-		sl_log_err("spool: commit of %zu messages failed: %s", st->pending_cnt,
-			   strerror(-rc));
-	for (size_t i = 0; i < st->pending_cnt; i++)
-		spool_answer(st->pending[i], rc);
-	st->pending_cnt = 0;
-	for (size_t i = 0; i < st->import_cnt; i++)
-		spool_import_answer(st->imports[i], rc);
-	st->import_cnt = 0;
+
+	st->wants_compact = false;
+	if (st->pending_cnt > 0 || st->import_cnt > 0 || st->is_appended || st->is_dirty) {
+		st->is_dirty = false;
+		st->is_appended = false;
+		rc = spool_commit(st);
+		if (rc < 0)
+			sl_log_err("spool: commit of %zu messages failed: %s", st->pending_cnt,
+				   strerror(-rc));
+		for (size_t i = 0; i < st->pending_cnt; i++)
+			spool_answer(st, st->pending[i], st->pending_seq[i], rc);
+		st->pending_cnt = 0;
+		for (size_t i = 0; i < st->import_cnt; i++)
+			spool_import_answer(st->imports[i], rc);
+		st->import_cnt = 0;
+		wants_compact = wants_compact || rc == 0;
+	}
+	if (wants_compact && !sl_thread_stopping(t))
+		spool_compact(st);
 }
 
 static void
@@ -336,6 +473,7 @@ spool_thread_fini(struct sl_thread *t)
 
 	spool_batch_end(t);
 	sl_free(st->pending);
+	sl_free(st->pending_seq);
 	sl_free(st->imports);
 	sl_free(st);
 }

@@ -25,7 +25,8 @@
 
 /* Event types of the spool stage's own (beside SL_MSG_EV_SPOOL and SL_EV_SPOOL_PROGRESS). */
 enum spool_ev {
-	SPOOL_EV_IMPORT = 0x400, /* import thread -> a spool thread: struct spool_import_batch */
+	SPOOL_EV_IMPORT = 0x400,  /* import thread -> a spool thread: struct spool_import_batch */
+	SPOOL_EV_COMPACT = 0x401, /* a spool thread -> itself: another compaction round */
 };
 
 struct spool_import_item {

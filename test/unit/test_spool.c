@@ -1354,7 +1354,7 @@ test_compaction(void **state)
 	assert_int_equal(sl_spool_commit(w), 0);
 	for (size_t k = 0; k < keep_cnt; k++)
 		assert_false(seg_exists(dir, 0, old_segs[k]));
-	/* the new loc reads the same bytes; the old one is gone */
+	/* the new loc reads the same bytes; so does the old one, its segment gone: followed */
 	for (size_t k = 0; k < mv.cnt; k++) {
 		struct sl_msg *r = NULL, *orig = NULL;
 
@@ -1366,12 +1366,56 @@ test_compaction(void **state)
 		assert_msg_same(orig, r);
 		assert_int_equal(r->rcpts[1].status, SL_RCPT_DELIVERED);
 		sl_msg_free(r);
-		assert_int_equal(sl_spool_read(sp, &orig->loc, &r), -ENOENT);
+		assert_int_equal(sl_spool_read(sp, &orig->loc, &r), 0);
+		assert_msg_same(orig, r);
+		assert_int_equal(r->loc.segment, mv.to[k].segment);
+		assert_int_equal(r->loc.offset, mv.to[k].offset);
+		sl_msg_free(r);
 	}
-	/* progress through an old loc still reaches the message */
-	for (unsigned i = 0; i < 20; i++)
-		if (strcmp(m[i]->qid, mv.qid[0]) == 0)
+	/*
+	 * Moved twice: fill segments with messages that then finish, so the
+	 * segment holding the copies is sealed, and move everything live out
+	 * of it again; the first loc still leads to the newest copy.
+	 */
+	{
+		struct sl_msg *r = NULL, *orig = NULL, *fill[12];
+		struct moved mv2 = { .cnt = 0 };
+		int again, is_again = 0;
+
+		for (unsigned i = 0; i < 20; i++)
+			if (strcmp(m[i]->qid, mv.qid[1]) == 0)
+				orig = m[i];
+		append_n(sp, 200, 12, 3000, 1, fill);
+		for (unsigned i = 0; i < 12; i++)
+			assert_int_equal(
+				sl_spool_progress(w, &fill[i]->loc, UINT32_MAX, SL_RCPT_DELIVERED),
+				0);
+		assert_int_equal(sl_spool_commit(w), 0);
+		free_n(fill, 12);
+		again = sl_spool_compact(w, 1.01, UINT64_MAX, moved_fn, &mv2);
+		assert_true(again >= 1);
+		assert_int_equal(sl_spool_commit(w), 0);
+		for (size_t k = 0; k < mv2.cnt; k++)
+			is_again += strcmp(mv2.qid[k], mv.qid[1]) == 0;
+		assert_int_equal(is_again, 1);
+		assert_false(seg_exists(dir, 0, mv.to[1].segment));
+		assert_int_equal(sl_spool_read(sp, &orig->loc, &r), 0);
+		assert_msg_same(orig, r);
+		for (size_t k = 0; k < mv2.cnt; k++)
+			if (strcmp(mv2.qid[k], mv.qid[1]) == 0)
+				assert_int_equal(r->loc.segment, mv2.to[k].segment);
+		sl_msg_free(r);
+	}
+	/* progress through an old loc still reaches the message; finished, it reads no more */
+	for (unsigned i = 0; i < 20; i++) {
+		if (strcmp(m[i]->qid, mv.qid[0]) == 0) {
+			struct sl_msg *r = NULL;
+
 			assert_int_equal(sl_spool_progress(w, &m[i]->loc, 0, SL_RCPT_FAILED), 0);
+			assert_int_equal(sl_spool_commit(w), 0);
+			assert_int_equal(sl_spool_read(sp, &m[i]->loc, &r), -ENOENT);
+		}
+	}
 	assert_int_equal(sl_spool_commit(w), 0);
 	sl_spool_close(sp);
 
