@@ -9,7 +9,8 @@ several segments; three of them are for slow.test, spread over the first
 segments.  slow.test has Max_Resident_Active_Queue = 0: delivery keeps no
 body of it in memory and reads each back from the spool, by the location
 it was given at reception, before every attempt.
-  - once the fast.test messages are delivered, the segments of the
+  - they are queued while delivery is suspended, then a reload lets it
+    run; once the fast.test messages are delivered, the segments of the
     injection are removed (but the active one) while the slow messages are
     still queued: `summary` counts them copied forward, and the spool holds
     at most two segments;
@@ -45,14 +46,21 @@ rcv.start()
 
 d = t.Sluiced('', name='compaction')
 sock = d.path('control.sock')
-d.write_conf('''
+
+
+def conf(suspended):
+    return '''
 Relay_Domains = ( "fast.test" "slow.test" )
 Gateway = "127.0.0.2:2525"
 Retry_Interval = 3600
+Suspend_Delivery = %s
 Spool_Segment_Size = 64k
 Domain "slow.test" { Max_Resident_Active_Queue = 0 }
 Control_Listener = ( "%s" [ 0.0.0.0/0 = ( ALWAYS-ALLOW ) ] )
-''' % sock + t.listener('127.0.0.1:%d' % P, t.ESC_ACL))
+''' % ('true' if suspended else 'false', sock) + t.listener('127.0.0.1:%d' % P, t.ESC_ACL)
+
+
+d.write_conf(conf(True))
 
 
 def ctl(*args):
@@ -106,6 +114,7 @@ segs_after_inject = d.spool_segments()
 ok(len(segs_after_inject) >= 4, 'Spool_Segment_Size = 64k: they fill %d segments'
    % len(segs_after_inject), segs_after_inject)
 bytes_after_inject = spool_bytes()
+ok(d.reload(conf(False)), 'reload: Suspend_Delivery = false, delivery starts')
 
 fast_cnt = N - len(SLOW_AT)
 got = d.wait_outcomes(fast_cnt, 'D', domain='fast.test', timeout=40)
@@ -133,9 +142,12 @@ is_(summary('delayed queue'), len(SLOW_AT), 'summary: %d delayed' % len(SLOW_AT)
 before = {q: rcpt_cmds(sent[q][0]) for q in slow}
 n_reads = {q: len(re.findall(r'message %s: content read back from the spool' % q, d.paniclog()))
            for q in slow}
+n_t = len(d.outcomes('T', domain='slow.test'))
 ctl('flush', 'domain', 'slow.test')
 ok(t.wait_for(lambda: all(rcpt_cmds(sent[q][0]) > before[q] for q in slow)),
    'flush: the receiver sees every deferred recipient again', before)
+ok(t.wait_for(lambda: len(d.outcomes('T', domain='slow.test')) >= n_t + len(SLOW_AT)),
+   '... and defers each again (T lines)')
 ok(all(len(re.findall(r'message %s: content read back from the spool' % q, d.paniclog())) >
        n_reads[q] for q in slow),
    'their bodies were read back from the spool after their old segments went')
