@@ -59,8 +59,7 @@ def load(tag):
     lock = threading.Lock()
 
     def session(n):
-        s = t.smtp(P)
-        s.ehlo('client.test')
+        s = conns[n]
         for r in range(ROUNDS):
             s.mail('a@local.test')
             s.rcpt('b%d@local.test' % n)
@@ -82,6 +81,12 @@ def load(tag):
                     other.append('%d/%d: %s' % (n, r, code))
         s.quit()
 
+    # the sessions open one after another; their transactions then run at once
+    conns = []
+    for n in range(SESSIONS):
+        s = t.smtp(P)
+        s.ehlo('client.test')
+        conns.append(s)
     ths = [threading.Thread(target=session, args=(n,)) for n in range(SESSIONS)]
     for th in ths:
         th.start()
