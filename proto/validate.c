@@ -350,9 +350,9 @@ sl_validate_modules(size_t *cnt)
 	return validate_all;
 }
 
-static void
-validate_chain_add(struct sl_validate_chain *ch, const struct sl_validate_module *m,
-		   const struct sl_conf_block *b, const char *name)
+void
+sl_validate_chain_add(struct sl_validate_chain *ch, const struct sl_validate_module *m,
+		      const struct sl_conf_block *b, const char *name)
 {
 	if (ch->cnt == SL_VALIDATE_CHAIN_MAX)
 		return; /* the configuration check caps loaded instances well below this */
@@ -371,7 +371,7 @@ sl_validate_chain_build(const struct sl_conf_snapshot *s, struct sl_validate_cha
 	memset(ch, 0, sizeof(*ch));
 	for (size_t i = 0; i < SL_ARRAY_LEN(validate_all); i++)
 		if (validate_all[i]->block == NULL)
-			validate_chain_add(ch, validate_all[i], NULL, validate_all[i]->name);
+			sl_validate_chain_add(ch, validate_all[i], NULL, validate_all[i]->name);
 	if (s == NULL)
 		return;
 	/* Blocks are kept in declaration order: that is the order modules run in. */
@@ -384,7 +384,7 @@ sl_validate_chain_build(const struct sl_conf_snapshot *s, struct sl_validate_cha
 			const struct sl_validate_module *m = validate_all[i];
 
 			if (m->block != NULL && strcasecmp(m->block, b->kind) == 0)
-				validate_chain_add(ch, m, b, b->name ? b->name : m->name);
+				sl_validate_chain_add(ch, m, b, b->name ? b->name : m->name);
 		}
 	}
 }

@@ -132,6 +132,18 @@ const struct sl_validate_module *const *sl_validate_modules(size_t *cnt);
  */
 void sl_validate_chain_build(const struct sl_conf_snapshot *s, struct sl_validate_chain *ch);
 
+/*
+ * Append module `m` to *ch under instance `name` (for __bypass_ and the
+ * rejectlog) with its configuration block `b` (NULL: none), and mark the
+ * phases it has an opinion on as needing the validation stage when `m` is
+ * not inline.  sl_validate_chain_build() adds every module this way; tests
+ * add modules of their own to a built chain.  `m`, `b` and `name` must
+ * outlive the chain and the requests it is copied into.  A chain already
+ * holding SL_VALIDATE_CHAIN_MAX modules is left as it is.
+ */
+void sl_validate_chain_add(struct sl_validate_chain *ch, const struct sl_validate_module *m,
+			   const struct sl_conf_block *b, const char *name);
+
 /* True when module instance `name` is in `ch` and ctx does not bypass it. */
 bool sl_validate_is_active(const struct sl_validate_chain *ch, const char *name,
 			   const struct sl_validate_ctx *ctx);
