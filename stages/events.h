@@ -108,8 +108,14 @@ struct sl_verdict_req_ev {
 	struct sl_validate_chain chain;   /* the session's modules; points into snap */
 	struct sl_msg_kv *context;        /* copies */
 	size_t context_cnt;
-	struct sl_msg *msg;        /* data phase: the complete message (owned), else NULL */
-	bool has_date_header;      /* data phase: the content had a Date: header */
+	struct sl_msg *msg;   /* data phase: the complete message (owned), else NULL */
+	bool has_date_header; /* data phase: the content had a Date: header */
+	/*
+	 * data phase of an ECStream frame, which brings the envelope and the
+	 * content at once: the mailfrom phase and each recipient's rcptto phase
+	 * run first, every module of them (the session ran only the inline ones).
+	 */
+	bool envelope_first;
 	struct sl_verdict verdict; /* filled by validate */
 };
 

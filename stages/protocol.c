@@ -557,13 +557,24 @@ proto_check(struct proto_session *ss, enum sl_validate_phase phase, const char *
 }
 
 bool
+proto_data_needs_pool(const struct proto_session *ss)
+{
+	return ss->chain.needs_pool[SL_VPHASE_DATA] ||
+	       (ss->ecs != NULL && (ss->chain.needs_pool[SL_VPHASE_MAILFROM] ||
+				    ss->chain.needs_pool[SL_VPHASE_RCPTTO]));
+}
+
+bool
 proto_check_data(struct proto_session *ss, struct sl_msg *m, bool has_date_header,
 		 struct sl_verdict *v)
 {
 	struct sl_validate_ctx ctx;
 	struct sl_verdict_req_ev *r;
+	/* An ECStream frame's envelope was checked by the inline modules only. */
+	bool envelope = ss->ecs != NULL && (ss->chain.needs_pool[SL_VPHASE_MAILFROM] ||
+					    ss->chain.needs_pool[SL_VPHASE_RCPTTO]);
 
-	if (!ss->chain.needs_pool[SL_VPHASE_DATA]) {
+	if (!proto_data_needs_pool(ss)) {
 		/* Every data-phase module is inline: check here, skip a hop. */
 		proto_vctx(ss, m, NULL, &ctx);
 		ctx.has_date_header = has_date_header;
@@ -577,6 +588,7 @@ proto_check_data(struct proto_session *ss, struct sl_msg *m, bool has_date_heade
 	r->rcpt_cnt = m->rcpt_cnt;
 	r->msg = m;
 	r->has_date_header = has_date_header;
+	r->envelope_first = envelope;
 	m->origin = ss;
 	m->origin_serial = ss->serial;
 	sl_send(ss->pt->validate, &r->ev);

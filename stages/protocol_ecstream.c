@@ -329,7 +329,7 @@ ecs_message(struct proto_session *ss)
 	/* The frame's binding, else a "binding" context variable (the frame's or the ACL's). */
 	binding = e->binding ? e->binding : sl_msg_context_get(m, "binding");
 	proto_binding(ss, m, binding);
-	if (!ss->chain.needs_pool[SL_VPHASE_DATA]) {
+	if (!proto_data_needs_pool(ss)) {
 		proto_check_data(ss, m, has_date, &v);
 		if (v.kind != SL_VERDICT_ACCEPT) {
 			ecs_refuse(ss, v.code,
@@ -342,7 +342,7 @@ ecs_message(struct proto_session *ss)
 	r = ecs_reply_push(e);
 	r->tag = ++e->next_tag;
 	m->origin_tag = r->tag;
-	if (!ss->chain.needs_pool[SL_VPHASE_DATA])
+	if (!proto_data_needs_pool(ss))
 		proto_submit(ss, m);
 	else
 		proto_check_data(ss, m, has_date, &v); /* answered by proto_verdict_back */

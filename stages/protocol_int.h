@@ -161,6 +161,12 @@ void proto_binding(struct proto_session *ss, struct sl_msg *m, const char *conte
  */
 bool proto_check_data(struct proto_session *ss, struct sl_msg *m, bool has_date_header,
 		      struct sl_verdict *v);
+/*
+ * Whether a message's checks go to the validation stage: a data-phase module
+ * may block, or (ECStream, whose frame brings the envelope with the content)
+ * a mailfrom or rcptto one may.
+ */
+bool proto_data_needs_pool(const struct proto_session *ss);
 /* Send a complete, checked message to be spooled; it comes back SL_MSG_EV_SPOOLED. */
 void proto_submit(struct proto_session *ss, struct sl_msg *m);
 /*

@@ -66,7 +66,19 @@ validate_request(struct sl_verdict_req_ev *r)
 	};
 
 	/* The session's chain and snapshot: a reload since does not change its rules. */
+	if (r->envelope_first && r->msg != NULL) {
+		sl_validate_run(&r->chain, SL_VPHASE_MAILFROM, &ctx, false, &r->verdict);
+		for (size_t i = 0; i < r->msg->rcpt_cnt && r->verdict.kind == SL_VERDICT_ACCEPT;
+		     i++) {
+			ctx.rcpt = r->msg->rcpts[i].addr;
+			sl_validate_run(&r->chain, SL_VPHASE_RCPTTO, &ctx, false, &r->verdict);
+		}
+		ctx.rcpt = r->rcpt;
+		if (r->verdict.kind != SL_VERDICT_ACCEPT)
+			goto out;
+	}
 	sl_validate_run(&r->chain, r->phase, &ctx, false, &r->verdict);
+out:
 	sl_send_thread(r->ev.reply_to, &r->ev);
 }
 

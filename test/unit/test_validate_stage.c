@@ -104,9 +104,10 @@ struct t_req {
 	char key_buf[64]; /* a context key made by the test */
 	/* results */
 	bool is_done;
-	bool was_sent;     /* went to the validation stage */
-	bool is_owner_ok;  /* came back with our session, serial, magic */
-	bool has_msg_back; /* the data phase's message came back with it */
+	bool was_sent;       /* went to the validation stage */
+	bool envelope_first; /* data phase of an ECStream frame: the envelope phases too */
+	bool is_owner_ok;    /* came back with our session, serial, magic */
+	bool has_msg_back;   /* the data phase's message came back with it */
 	const struct sl_thread *answered_on;
 	struct sl_verdict v;
 	char module[64];   /* v.module copied while the request lived */
@@ -358,6 +359,7 @@ t_vreq(struct t_req *q)
 		sl_msg_append(m, body, sizeof(body) - 1);
 		r->msg = m;
 		r->has_date_header = true;
+		r->envelope_first = q->envelope_first;
 		m->origin = q;
 		m->origin_serial = r->session_serial;
 	}
@@ -396,7 +398,7 @@ t_post(struct t_req *q)
 	};
 	struct sl_verdict v;
 
-	if (q->chain->needs_pool[q->phase]) {
+	if (q->chain->needs_pool[q->phase] || q->envelope_first) {
 		pthread_mutex_lock(&t_lock);
 		q->was_sent = true;
 		pthread_mutex_unlock(&t_lock);
@@ -520,7 +522,7 @@ t_run(struct t_req *q)
 	/* Back on the very thread that asked. */
 	assert_ptr_equal(q->answered_on, sl_stage_thread(t_proto, q->proto_thread));
 	/* Through the stage exactly when a module of the phase may block. */
-	assert_int_equal(q->was_sent, q->chain->needs_pool[q->phase]);
+	assert_int_equal(q->was_sent, q->chain->needs_pool[q->phase] || q->envelope_first);
 	if (q->was_sent && q->phase == SL_VPHASE_DATA)
 		assert_true(q->has_msg_back);
 	t_calls_of(q->idx, calls, sizeof(calls), &on, &is_same);
@@ -687,6 +689,52 @@ test_objections(void **state)
 			assert_string_equal(calls, expect_calls);
 			sl_free(q);
 		}
+}
+
+/* How many calls request `idx` made in `phase`. */
+static size_t
+t_calls_in(unsigned idx, enum sl_validate_phase phase)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&t_lock);
+	for (size_t i = 0; i < t_call_cnt; i++)
+		if (t_calls[i].req == idx && t_calls[i].phase == phase)
+			n++;
+	pthread_mutex_unlock(&t_lock);
+	return n;
+}
+
+/*
+ * An ECStream frame brings its envelope with the content: the stage runs
+ * the mailfrom phase and each recipient's rcptto phase (every module) before
+ * the data phase, and an objection there decides.
+ */
+static void
+test_envelope_first(void **state)
+{
+	struct t_req *q = t_req_new(t_next_idx++, 0, &t_chains[CH_ALL], SL_VPHASE_DATA);
+
+	(void)state;
+	q->envelope_first = true;
+	t_run(q);
+	assert_int_equal(q->v.kind, SL_VERDICT_ACCEPT);
+	assert_int_equal(t_calls_in(q->idx, SL_VPHASE_MAILFROM), 3);
+	assert_int_equal(t_calls_in(q->idx, SL_VPHASE_RCPTTO), 6); /* 3 modules x 2 rcpts */
+	assert_int_equal(t_calls_in(q->idx, SL_VPHASE_DATA), 3);
+	sl_free(q);
+
+	q = t_req_new(t_next_idx++, 1, &t_chains[CH_ALL], SL_VPHASE_DATA);
+	q->envelope_first = true;
+	t_req_kv(q, "t_block.rcptto", "reject");
+	t_run(q);
+	assert_int_equal(q->v.kind, SL_VERDICT_REJECT);
+	assert_string_equal(q->v.text, "t_block reject at rcptto");
+	assert_string_equal(q->module, "t_block");
+	assert_int_equal(t_calls_in(q->idx, SL_VPHASE_RCPTTO),
+			 2); /* first rcpt: t_first, t_block */
+	assert_int_equal(t_calls_in(q->idx, SL_VPHASE_DATA), 0);
+	sl_free(q);
 }
 
 /* __bypass_<module> skips a module in every phase, on either path; built-ins too. */
@@ -918,7 +966,7 @@ main(void)
 		cmocka_unit_test(test_needs_pool),  cmocka_unit_test(test_accept_paths),
 		cmocka_unit_test(test_data_facts),  cmocka_unit_test(test_objections),
 		cmocka_unit_test(test_bypass),      cmocka_unit_test(test_caller_not_blocked),
-		cmocka_unit_test(test_many_owners),
+		cmocka_unit_test(test_many_owners), cmocka_unit_test(test_envelope_first),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
