@@ -30,6 +30,15 @@ int sl_conf__value_parse(struct sl_arena *a, const struct sl_conf_option *o,
 int sl_conf__scalar_parse(struct sl_arena *a, const struct sl_conf_option *o, const char *text,
 			  const char *base_dir, union sl_conf_val *out, char *why, size_t why_len);
 
+/*
+ * The checks of option `o`'s values beyond their type (each list item's
+ * text, or a scalar's text after the type check): CIDR blocks of
+ * Prohibited_Hosts, the address of Bind_Address, then any check set with
+ * sl_conf_check_set().  Returns 0, or -1 with a reason in `why`.
+ */
+int sl_conf__value_check(const struct sl_conf_option *o, const char *text, char *why,
+			 size_t why_len);
+
 /* Make `path` absolute against base_dir (NULL: cwd) in `a`; absolute paths are copied. */
 const char *sl_conf__abspath(struct sl_arena *a, const char *base_dir, const char *path);
 

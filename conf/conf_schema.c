@@ -161,3 +161,18 @@ sl_conf_scopes_format(unsigned scopes, char *buf, size_t len)
 		used += (size_t)n;
 	}
 }
+
+/* Checks supplied from outside conf/ (sl_conf_check_set); set before threads start. */
+static int (*schema_checks[SL_OPT__COUNT])(const char *text, char *why, size_t why_len);
+
+void
+sl_conf_check_set(enum sl_opt opt, int (*check_fn)(const char *text, char *why, size_t why_len))
+{
+	if ((unsigned)opt < SL_OPT__COUNT)
+		schema_checks[opt] = check_fn;
+}
+
+int (*sl_conf_check_get(enum sl_opt opt))(const char *text, char *why, size_t why_len)
+{
+	return (unsigned)opt < SL_OPT__COUNT ? schema_checks[opt] : NULL;
+}

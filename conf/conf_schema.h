@@ -118,4 +118,23 @@ const char *sl_conf_scope_name(unsigned scope_bit);
  */
 void sl_conf_scopes_format(unsigned scopes, char *buf, size_t len);
 
+/*
+ * A further check of one option's values, supplied by the code that owns
+ * their syntax when that code lives outside conf/ (the delivery stage
+ * checks Routes and Gateway with proto/dns.c's parser, and reads the
+ * Resolv_Conf file), so `sluiced -t` and a reload refuse what the stage
+ * would refuse later.  The snapshot builder calls `check_fn` after the type
+ * check: once per list item, or once with the scalar's text (a PATH made
+ * absolute).  It returns 0, or -1 with a one-line reason in `why`; the
+ * error is reported at the item's (or value's) file:line:col.  NULL
+ * removes the check.
+ * Threads: the main thread, before any configuration is loaded and before
+ * other threads start; the table is read-only afterwards.
+ */
+void sl_conf_check_set(enum sl_opt opt,
+		       int (*check_fn)(const char *text, char *why, size_t why_len));
+
+/* The check set for `opt`, or NULL (the snapshot builder; any thread). */
+int (*sl_conf_check_get(enum sl_opt opt))(const char *text, char *why, size_t why_len);
+
 #endif /* SL_CONF_CONF_SCHEMA_H */

@@ -134,6 +134,30 @@ listener_kind(enum sl_opt id)
 	return SL_LISTENER_CONTROL;
 }
 
+/* The checks beyond the type (sl_conf__value_check), at each item's location. */
+static void
+build_check(struct build *b, const struct sl_conf_option *o, const struct sl_conf_value *value,
+	    const union sl_conf_val *v)
+{
+	char why[256];
+
+	if (o->type == SL_T_LIST) {
+		for (size_t i = 0; i < v->list.cnt; i++) {
+			const struct sl_conf_loc *loc =
+				value->kind == SL_CONF_LIST ? &value->items[i].loc : &value->loc;
+
+			if (sl_conf__value_check(o, v->list.v[i], why, sizeof(why)) != 0)
+				sl_conf_error_add(b->errs, loc, "bad value for '%s': %s", o->name,
+						  why);
+		}
+		return;
+	}
+	if (o->type != SL_T_PATH && o->type != SL_T_HOSTPORT && o->type != SL_T_STRING)
+		return;
+	if (sl_conf__value_check(o, v->s, why, sizeof(why)) != 0)
+		sl_conf_error_add(b->errs, &value->loc, "bad value for '%s': %s", o->name, why);
+}
+
 /*
  * Look `name` up for `scope`, type `value` and append it to `vec`.
  * Reports unknown options, wrong scopes, duplicates and bad values.
@@ -182,7 +206,9 @@ build_setting(struct build *b, unsigned scope, const char *name, const struct sl
 	if (sl_conf__value_parse(b->a, o, value, b->base_dir, &set->v, why, sizeof(why)) != 0) {
 		sl_conf_error_add(b->errs, &value->loc, "bad value for '%s': %s", o->name, why);
 		vec->cnt--;
+		return;
 	}
+	build_check(b, o, value, &set->v);
 }
 
 int

@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +22,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "conf/conf_acl.h"
 #include "conf/conf_int.h"
 #include "engine/alloc.h"
 #include "engine/assert.h"
@@ -353,6 +355,54 @@ sl_conf__scalar_parse(struct sl_arena *a, const struct sl_conf_option *o, const 
 	}
 	snprintf(why, why_len, "'%s' needs a list: ( ... )", o->name);
 	return -1;
+}
+
+/* "*", an IPv4 address, or an IPv6 address with or without brackets; no port. */
+static int
+value_source_addr(const char *text, char *why, size_t why_len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	unsigned char buf[sizeof(struct in6_addr)];
+	size_t len = strlen(text);
+
+	if (strcmp(text, "*") == 0)
+		return 0;
+	if (len >= 2 && text[0] == '[' && text[len - 1] == ']') {
+		text++;
+		len -= 2;
+	}
+	if (len < sizeof(host)) {
+		memcpy(host, text, len);
+		host[len] = '\0';
+		if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
+			return 0;
+	}
+	snprintf(why, why_len, "'%.80s' is not *, an IPv4 address or an [IPv6] address (no port)",
+		 text);
+	return -1;
+}
+
+int
+sl_conf__value_check(const struct sl_conf_option *o, const char *text, char *why, size_t why_len)
+{
+	int (*check)(const char *, char *, size_t) = sl_conf_check_get(o->id);
+	struct sl_cidr c;
+
+	switch (o->id) {
+	case SL_OPT_PROHIBITED_HOSTS:
+		/* The stage skips what does not parse: a typo would lift the protection. */
+		if (sl_cidr_parse(text, &c, why, why_len) != 0)
+			return -1;
+		break;
+	case SL_OPT_BIND_ADDRESS:
+		/* The source address is bound as given: a host name cannot be. */
+		if (value_source_addr(text, why, why_len) != 0)
+			return -1;
+		break;
+	default:
+		break;
+	}
+	return check != NULL ? check(text, why, why_len) : 0;
 }
 
 const char *

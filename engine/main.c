@@ -546,6 +546,7 @@ main(int argc, char **argv)
 	sl_snmp_preinit();
 	sl_rcu_register_thread();
 	o->state_dir = main_state_dir(o->state_dir);
+	sl_deliver_conf_checks();
 
 	s = main_load(1, &errs);
 	if (s == NULL) {

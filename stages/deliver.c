@@ -725,6 +725,44 @@ sl_deliver_quiesce(unsigned timeout_ms)
 	dl_tell_all(DL_EV_ABORT, &dl_abort_acks, 2000);
 }
 
+/* ------------------------------------------------------------ configuration checks */
+
+/* One Routes item, as dl_route will parse it (its position only sets a default pref). */
+static int
+dl_check_route(const char *text, char *why, size_t why_len)
+{
+	struct sl_dns_route r;
+
+	return sl_dns_route_parse(text, 0, &r, why, why_len);
+}
+
+static int
+dl_check_gateway(const char *text, char *why, size_t why_len)
+{
+	struct sl_dns_route r;
+
+	return sl_dns_gateway_parse(text, &r, why, why_len);
+}
+
+/* The file must be there and name a usable nameserver, or the stage cannot start. */
+static int
+dl_check_resolv_conf(const char *text, char *why, size_t why_len)
+{
+	struct sl_dns_conf *c = SL_NEW(c);
+	int rc = sl_dns_conf_load(text, c, why, why_len);
+
+	sl_free(c);
+	return rc;
+}
+
+void
+sl_deliver_conf_checks(void)
+{
+	sl_conf_check_set(SL_OPT_ROUTES, dl_check_route);
+	sl_conf_check_set(SL_OPT_GATEWAY, dl_check_gateway);
+	sl_conf_check_set(SL_OPT_RESOLV_CONF, dl_check_resolv_conf);
+}
+
 void
 sl_deliver_init(struct sl_stage *st)
 {

@@ -968,24 +968,50 @@ fail_open:
 	return rc;
 }
 
+const char *
+sl_dns_conf_path(const char *resolv_conf)
+{
+	return resolv_conf != NULL && resolv_conf[0] != '\0' ? resolv_conf : "/etc/resolv.conf";
+}
+
+int
+sl_dns_conf_load(const char *resolv_conf, struct sl_dns_conf *conf, char *why, size_t why_len)
+{
+	const char *path = sl_dns_conf_path(resolv_conf);
+	char *text = NULL;
+	size_t len;
+	int rc = -1;
+
+	memset(conf, 0, sizeof(*conf));
+	if (dns_read_file(path, &text, &len, why, why_len) == 0 &&
+	    sl_dns_conf_parse(text, len, path, conf, why, why_len) == 0)
+		rc = 0;
+	sl_free(text);
+	return rc;
+}
+
 struct sl_dns *
 sl_dns_new(uv_loop_t *loop, const struct sl_dns_opts *opts, char *why, size_t why_len)
 {
-	const char *path = opts->resolv_conf != NULL && opts->resolv_conf[0] != '\0'
-				   ? opts->resolv_conf
-				   : "/etc/resolv.conf";
 	struct sl_dns_conf *conf = SL_NEW(conf);
+	struct sl_dns *d = NULL;
+
+	if (sl_dns_conf_load(opts->resolv_conf, conf, why, why_len) == 0)
+		d = sl_dns_new_conf(loop, opts, conf, why, why_len);
+	sl_free(conf);
+	return d;
+}
+
+struct sl_dns *
+sl_dns_new_conf(uv_loop_t *loop, const struct sl_dns_opts *opts, const struct sl_dns_conf *conf,
+		char *why, size_t why_len)
+{
+	const char *path = sl_dns_conf_path(opts->resolv_conf);
 	char *domains[SL_DNS_CONF_MAX_SEARCH];
 	struct ares_options ao;
 	struct sl_dns *d, *ret = NULL;
-	char *text = NULL;
-	size_t len;
 	int rc, optmask;
 
-	if (dns_read_file(path, &text, &len, why, why_len) < 0)
-		goto out;
-	if (sl_dns_conf_parse(text, len, path, conf, why, why_len) < 0)
-		goto out;
 	if (conf->warning[0] != '\0')
 		sl_log_warn("resolver: %s", conf->warning);
 	/* Not thread-safe in c-ares 1.18: once for every delivery thread. */
@@ -1024,7 +1050,7 @@ sl_dns_new(uv_loop_t *loop, const struct sl_dns_opts *opts, char *why, size_t wh
 					      : DNS_TRIES);
 	ao.ndots = conf->ndots >= 0 ? conf->ndots : 1;
 	for (size_t i = 0; i < conf->search_cnt; i++)
-		domains[i] = conf->search[i];
+		domains[i] = (char *)conf->search[i]; /* c-ares copies them */
 	ao.domains = domains;
 	ao.ndomains = (int)conf->search_cnt;
 	ao.lookups = (char *)"b";
@@ -1060,8 +1086,6 @@ fail_channel:
 	d->magic = 0;
 	sl_free(d);
 out:
-	sl_free(text);
-	sl_free(conf);
 	return ret;
 }
 

@@ -122,6 +122,25 @@ struct sl_dns;
 struct sl_dns *sl_dns_new(uv_loop_t *loop, const struct sl_dns_opts *opts, char *why,
 			  size_t why_len);
 
+/* The file a Resolv_Conf value names: itself, or /etc/resolv.conf for NULL or "". */
+const char *sl_dns_conf_path(const char *resolv_conf);
+
+/*
+ * Read and parse the resolver configuration `resolv_conf` names
+ * (sl_dns_conf_path) into *conf.  Blocking file I/O: the main thread
+ * (configuration checks), a thread's start, or a worker off the loop.
+ * Returns 0, or -1 with the reason sl_dns_new() would give.
+ */
+int sl_dns_conf_load(const char *resolv_conf, struct sl_dns_conf *conf, char *why, size_t why_len);
+
+/*
+ * sl_dns_new() with the configuration already read (sl_dns_conf_load): no
+ * file I/O, so a loop may call it.  opts->resolv_conf only names the file in
+ * messages.  NULL with a reason when c-ares refuses the configuration.
+ */
+struct sl_dns *sl_dns_new_conf(uv_loop_t *loop, const struct sl_dns_opts *opts,
+			       const struct sl_dns_conf *conf, char *why, size_t why_len);
+
 /*
  * Cancel every pending lookup (their callbacks run with SL_DNS_TEMPFAIL,
  * after this call returns), close the handles and free; `done` runs once

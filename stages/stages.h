@@ -110,6 +110,14 @@ int sl_spool_stage_import(int argc, char **argv, char *msg, size_t msg_len);
  */
 void sl_spool_stage_import_stop(void);
 
+/*
+ * Give conf the delivery stage's checks of option values (Routes, Gateway,
+ * Resolv_Conf; sl_conf_check_set), so that `sluiced -t` and a reload
+ * refuse what delivery would refuse.  Before the first configuration is
+ * loaded.
+ */
+void sl_deliver_conf_checks(void);
+
 /* Remember the delivery stage and register its counters (before it starts). */
 void sl_deliver_init(struct sl_stage *st);
 /*

@@ -1,8 +1,9 @@
 #!/bin/sh
 # check-ref-examples.sh - every configuration example of the reference
 # (test/fixtures/ref) passes `sluiced -t`, and every negative fixture
-# (test/fixtures/neg) fails with the file:line:col and message its first
-# line announces:   # expect: LINE:COL: text of the error
+# (test/fixtures/neg: syntax; test/fixtures/neg-values: values the schema
+# or the stage owning an option refuses) fails with the file:line:col and
+# message its first line announces:   # expect: LINE:COL: text of the error
 . "$(dirname "$0")/lib.sh"
 [ -x "$SLUICED" ] || { echo "Bail out! $SLUICED not built"; exit 1; }
 
@@ -14,7 +15,7 @@ for f in "$top_srcdir"/test/fixtures/ref/*.conf; do
 	[ "$rc" -eq 0 ] || printf '%s\n' "$out" | sed 's/^/# /' | head -n 10
 done
 
-for f in "$top_srcdir"/test/fixtures/neg/*.conf; do
+for f in "$top_srcdir"/test/fixtures/neg/*.conf "$top_srcdir"/test/fixtures/neg-values/*.conf; do
 	name=$(basename "$f")
 	expect=$(sed -n '1s/^# expect: //p' "$f")
 	if [ -z "$expect" ]; then
