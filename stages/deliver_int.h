@@ -204,6 +204,11 @@ struct dl_heap {
 	size_t cap;
 };
 
+/* Longest wait between attempts, whatever the back-off says. */
+#define DL_RETRY_MAX_S (12 * 3600)
+
+struct dl_dns_reload;
+
 struct dl_thread {
 	unsigned magic;
 	struct sl_thread *t;

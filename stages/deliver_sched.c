@@ -49,8 +49,6 @@
 
 /* Stop opening connections in one run after this many (the next run continues). */
 #define DL_OPEN_PER_RUN  16
-/* Longest wait between attempts, whatever the back-off says. */
-#define DL_RETRY_MAX_S   (12 * 3600)
 /* A queue with nothing in it is freed after this long. */
 #define DL_QUEUE_IDLE_MS (300 * 1000)
 /* Swapped-out jobs: reads in flight per queue, and jobs looked at per take. */
