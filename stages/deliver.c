@@ -525,20 +525,149 @@ dl_job_settle(struct dl_thread *dt, struct dl_job *job)
 
 /* ------------------------------------------------------------ the stage */
 
+/*
+ * A reload's new snapshot waits here while a libuv worker reads its
+ * Resolv_Conf (file I/O stays off the loop); then the loop takes the
+ * snapshot and, when the resolver configuration or min_dns_ttl changed, a
+ * new resolver, together: the queues route again with the new generation,
+ * through the new resolver.
+ */
+struct dl_dns_reload {
+	uv_work_t req;                 /* data: this */
+	struct dl_thread *dt;          /* borrowed: the loop thread waiting */
+	struct sl_conf_snapshot *snap; /* a reference, handed to dt->snap */
+	char *path;                    /* owned: the snapshot's Resolv_Conf, or NULL */
+	struct sl_dns_conf conf;       /* what the worker read */
+	int rc;                        /* of sl_dns_conf_load */
+	char why[256];
+};
+
+/* A replaced resolver, so that its close finds the thread. */
+struct dl_dns_old {
+	struct dl_thread *dt;
+	struct sl_dns *dns;
+};
+
+static void
+dl_snapshot_adopt(struct dl_thread *dt, struct sl_conf_snapshot *s)
+{
+	sl_conf_snapshot_put(dt->snap);
+	dt->snap = s;
+}
+
+static void
+dl_dns_old_closed(void *arg)
+{
+	struct dl_dns_old *old = arg;
+
+	old->dt->dns_old_cnt--;
+	if (old->dt->dns_old == old->dns)
+		old->dt->dns_old = NULL;
+	sl_free(old);
+}
+
+static void
+dl_dns_reload_work(uv_work_t *req)
+{
+	struct dl_dns_reload *r = req->data;
+
+	r->rc = sl_dns_conf_load(r->path, &r->conf, r->why, sizeof(r->why));
+}
+
+/* Same file, same content, same min_dns_ttl: the running resolver stays (and its cache). */
+static bool
+dl_dns_unchanged(const struct dl_thread *dt, const struct dl_dns_reload *r, uint32_t min_ttl)
+{
+	bool same_path = (dt->dns_path == NULL) == (r->path == NULL) &&
+			 (r->path == NULL || strcmp(dt->dns_path, r->path) == 0);
+
+	return same_path && min_ttl == dt->dns_min_ttl &&
+	       memcmp(dt->dns_conf, &r->conf, sizeof(r->conf)) == 0;
+}
+
+static void
+dl_dns_reload_done(uv_work_t *req, int status)
+{
+	struct dl_dns_reload *r = req->data;
+	struct dl_thread *dt = r->dt;
+	uint32_t min_ttl = (uint32_t)sl_conf_int(r->snap, SL_OPT_MIN_DNS_TTL);
+	struct sl_dns_opts opts = { .resolv_conf = r->path, .min_ttl = min_ttl };
+	struct sl_dns *d;
+	char why[256];
+
+	dt->dns_reload = NULL;
+	if (status != 0 || dt->is_stopping) {
+		sl_conf_snapshot_put(r->snap);
+		goto out;
+	}
+	if (r->rc != 0) {
+		/* -t read it; it changed since.  Mail goes on with what the resolver had. */
+		sl_log_err("delivery: the resolver keeps its configuration: %s", r->why);
+	} else if (!dl_dns_unchanged(dt, r, min_ttl)) {
+		d = sl_dns_new_conf(dt->loop, &opts, &r->conf, why, sizeof(why));
+		if (d == NULL) {
+			sl_log_err("delivery: the resolver keeps its configuration: %s", why);
+		} else {
+			struct dl_dns_old *old = SL_NEW(old);
+
+			/* One replaced resolver at a time: an older one stops waiting. */
+			if (dt->dns_old != NULL)
+				sl_dns_close(dt->dns_old, NULL, NULL);
+			old->dt = dt;
+			old->dns = dt->dns;
+			dt->dns_old = dt->dns;
+			dt->dns_old_cnt++;
+			sl_dns_retire(dt->dns, dl_dns_old_closed, old);
+			dt->dns = d;
+			*dt->dns_conf = r->conf;
+			sl_free(dt->dns_path);
+			dt->dns_path = r->path;
+			r->path = NULL;
+			dt->dns_min_ttl = min_ttl;
+			sl_log_info("delivery: resolver reconfigured from %s (min_dns_ttl %" PRIu32
+				    ")",
+				    sl_dns_conf_path(dt->dns_path), min_ttl);
+		}
+	}
+	dl_snapshot_adopt(dt, r->snap);
+out:
+	sl_free(r->path);
+	sl_free(r);
+}
+
 /* Keep the thread's configuration reference current (options apply to the next attempt). */
 static void
 dl_refresh_snapshot(struct dl_thread *dt)
 {
 	struct sl_conf_snapshot *s = sl_conf_current();
+	struct dl_dns_reload *r;
+	const char *path;
 
 	if (s == NULL)
 		return;
-	if (dt->snap != NULL && dt->snap->generation == s->generation) {
+	if ((dt->snap != NULL && dt->snap->generation == s->generation) || dt->dns_reload != NULL ||
+	    dt->is_stopping) {
+		/* Nothing new, or a reload in progress (the next tick looks again). */
 		sl_conf_snapshot_put(s);
 		return;
 	}
-	sl_conf_snapshot_put(dt->snap);
-	dt->snap = s;
+	if (dt->dns == NULL) {
+		dl_snapshot_adopt(dt, s); /* the thread starts: its resolver follows */
+		return;
+	}
+	r = SL_NEW(r);
+	r->req.data = r;
+	r->dt = dt;
+	r->snap = s;
+	path = sl_conf_str(s, SL_OPT_RESOLV_CONF);
+	r->path = path != NULL ? sl_strdup(path) : NULL;
+	dt->dns_reload = r;
+	if (uv_queue_work(dt->loop, &r->req, dl_dns_reload_work, dl_dns_reload_done) != 0) {
+		dt->dns_reload = NULL;
+		dl_snapshot_adopt(dt, s);
+		sl_free(r->path);
+		sl_free(r);
+	}
 }
 
 static void
@@ -552,6 +681,7 @@ dl_thread_init(struct sl_thread *t)
 {
 	struct dl_thread *dt = SL_NEW(dt);
 	struct sl_dns_opts opts = { 0 };
+	const char *path;
 	char why[256];
 
 	dt->magic = DL_THREAD_MAGIC;
@@ -564,12 +694,20 @@ dl_thread_init(struct sl_thread *t)
 		snprintf(dt->hostname, sizeof(dt->hostname), "localhost");
 	dl_refresh_snapshot(dt);
 	SL_ASSERT(dt->snap != NULL);
-	opts.resolv_conf = sl_conf_str(dt->snap, SL_OPT_RESOLV_CONF);
-	opts.min_ttl = (uint32_t)sl_conf_int(dt->snap, SL_OPT_MIN_DNS_TTL);
-	dt->dns = sl_dns_new(dt->loop, &opts, why, sizeof(why));
+	path = sl_conf_str(dt->snap, SL_OPT_RESOLV_CONF);
+	dt->dns_path = path != NULL ? sl_strdup(path) : NULL;
+	dt->dns_min_ttl = (uint32_t)sl_conf_int(dt->snap, SL_OPT_MIN_DNS_TTL);
+	dt->dns_conf = SL_NEW(dt->dns_conf);
+	opts.resolv_conf = dt->dns_path;
+	opts.min_ttl = dt->dns_min_ttl;
+	/* At the thread's start the file is read here; reloads read it off the loop. */
+	if (sl_dns_conf_load(dt->dns_path, dt->dns_conf, why, sizeof(why)) == 0)
+		dt->dns = sl_dns_new_conf(dt->loop, &opts, dt->dns_conf, why, sizeof(why));
 	if (dt->dns == NULL) {
 		sl_log_err("delivery: cannot start the resolver: %s", why);
 		sl_conf_snapshot_put(dt->snap);
+		sl_free(dt->dns_conf);
+		sl_free(dt->dns_path);
 		sl_free(dt);
 		return -EINVAL;
 	}
@@ -713,10 +851,17 @@ dl_thread_fini(struct sl_thread *t)
 {
 	struct dl_thread *dt = sl_thread_data(t);
 	dt->is_stopping = true;
-	/* The resolver first: its callbacks (cancelled lookups) still find their queues. */
+	/* A reload reading Resolv_Conf ends first (its worker needs no cancel). */
+	while (dt->dns_reload != NULL)
+		uv_run(dt->loop, UV_RUN_ONCE);
+	/* The resolvers next: their callbacks (cancelled lookups) still find their queues. */
 	sl_dns_close(dt->dns, dl_dns_closed, dt);
-	while (dt->dns_open)
+	if (dt->dns_old != NULL)
+		sl_dns_close(dt->dns_old, NULL, NULL);
+	while (dt->dns_open || dt->dns_old_cnt > 0)
 		uv_run(dt->loop, UV_RUN_NOWAIT);
+	sl_free(dt->dns_conf);
+	sl_free(dt->dns_path);
 	dl_sched_fini(dt);
 	/* The runtime runs the loop until this close (and the timers') is done. */
 	uv_close((uv_handle_t *)&dt->tick_timer, NULL);

@@ -81,6 +81,8 @@ struct sl_dns {
 	uint64_t rand_state; /* xorshift64*, shuffles equal MX preferences */
 	uint64_t query_cnt;
 	unsigned handle_cnt; /* timer + polls not yet closed (not `soon`) */
+	size_t job_cnt;      /* lookups in flight (struct dns_job) */
+	bool is_retiring;    /* sl_dns_retire: close once job_cnt is 0 */
 	bool is_closing;
 	void (*done)(void *arg);
 	void *done_arg;
@@ -262,6 +264,8 @@ dns_soon_cb(uv_idle_t *h)
 
 	uv_idle_stop(h);
 	dns_drain_ready(d);
+	if (d->is_retiring && !d->is_closing && d->job_cnt == 0)
+		sl_dns_close(d, d->done, d->done_arg);
 	if (!cds_list_empty(&d->ready) && !uv_is_closing((uv_handle_t *)h))
 		uv_idle_start(h, dns_soon_cb);
 	dns_close_step(d);
@@ -502,6 +506,9 @@ dns_job_done(struct dns_job *job, struct sl_dns_result *r)
 	sl_dns_result_put(r);
 	sl_free(job->rr);
 	sl_free(job);
+	/* A retired resolver closes from `soon`: never inside a c-ares callback. */
+	if (--d->job_cnt == 0 && d->is_retiring && !uv_is_closing((uv_handle_t *)&d->soon))
+		uv_idle_start(&d->soon, dns_soon_cb);
 }
 
 /* ------------------------------------------------------------ asking c-ares */
@@ -529,6 +536,7 @@ dns_job_start(struct sl_dns *d, struct dns_entry *e, struct dns_waiter *w)
 	struct dns_job *job = SL_NEW(job);
 
 	job->d = d;
+	d->job_cnt++;
 	job->entry = e;
 	job->expires_ms = UINT64_MAX;
 	CDS_INIT_LIST_HEAD(&job->waiters);
@@ -1132,10 +1140,14 @@ sl_dns_close(struct sl_dns *d, void (*done)(void *arg), void *arg)
 	struct dns_entry *e, *etmp;
 
 	SL_CHECK_OBJ(d, DNS_MAGIC);
+	if (d->is_retiring && d->is_closing)
+		return; /* its lookups ended: already closing */
 	SL_ASSERT(!d->is_closing);
 	d->is_closing = true;
-	d->done = done;
-	d->done_arg = arg;
+	if (!d->is_retiring) {
+		d->done = done;
+		d->done_arg = arg;
+	}
 	/*
 	 * Every query is called back with ARES_ECANCELLED (then any left with
 	 * ARES_EDESTRUCTION): each job ends TEMPFAIL, uncached, and its callers
@@ -1150,6 +1162,19 @@ sl_dns_close(struct sl_dns *d, void (*done)(void *arg), void *arg)
 		dns_entry_free(d, e);
 	uv_timer_stop(&d->timer);
 	uv_close((uv_handle_t *)&d->timer, dns_timer_closed);
+}
+
+void
+sl_dns_retire(struct sl_dns *d, void (*done)(void *arg), void *arg)
+{
+	SL_CHECK_OBJ(d, DNS_MAGIC);
+	SL_ASSERT(!d->is_closing && !d->is_retiring);
+	d->is_retiring = true;
+	d->done = done;
+	d->done_arg = arg;
+	/* Nothing in flight: close from `soon`, after this call returns. */
+	if (d->job_cnt == 0)
+		uv_idle_start(&d->soon, dns_soon_cb);
 }
 
 static void
@@ -1169,7 +1194,7 @@ dns_call(struct sl_dns *d, bool is_mx, const char *name,
 	w->cb = cb;
 	w->early = early;
 	w->arg = arg;
-	if (d->is_closing) {
+	if (d->is_closing || d->is_retiring) {
 		dns_ready(d, w, dns_result_fail(SL_DNS_TEMPFAIL, 0, "DNS resolver shutting down"));
 		return;
 	}

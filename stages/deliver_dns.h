@@ -151,6 +151,16 @@ struct sl_dns *sl_dns_new_conf(uv_loop_t *loop, const struct sl_dns_opts *opts,
 void sl_dns_close(struct sl_dns *d, void (*done)(void *arg), void *arg);
 
 /*
+ * Close `d` once the lookups in flight have ended (a reload replaced it):
+ * they complete normally, their callers get their answers, then `d` closes
+ * as sl_dns_close() does and `done` runs.  New lookups asked of `d` are
+ * answered TEMPFAIL.  sl_dns_close(d, NULL, NULL) afterwards (a stop)
+ * cancels what is left at once; `done` still runs, once.  c-ares' own
+ * timeouts bound how long a retiring resolver lives.
+ */
+void sl_dns_retire(struct sl_dns *d, void (*done)(void *arg), void *arg);
+
+/*
  * Look up the exchangers of `domain` (and their addresses).  `cb` runs on
  * the loop thread, never from inside this call, with a result the callee
  * owns a reference to (drop it with sl_dns_result_put).

@@ -221,7 +221,13 @@ struct dl_thread {
 	uv_timer_t tick_timer;  /* periodic: refresh the configuration */
 	uv_timer_t sched_timer; /* periodic: rerun queues held by limits or suspension */
 	struct sl_dns *dns;
-	struct sl_conf_snapshot *snap; /* a reference, refreshed on every tick */
+	struct sl_dns_conf *dns_conf;     /* owned: what dns was made from */
+	char *dns_path;                   /* owned: its Resolv_Conf, or NULL */
+	uint32_t dns_min_ttl;             /* and its min_dns_ttl */
+	struct sl_dns *dns_old;           /* replaced by a reload, finishing its lookups */
+	unsigned dns_old_cnt;             /* replaced resolvers not yet closed */
+	struct dl_dns_reload *dns_reload; /* a reload reading Resolv_Conf, or NULL */
+	struct sl_conf_snapshot *snap;    /* a reference, refreshed on every tick */
 	char hostname[256];
 	struct sl_stage *spool;
 	struct sl_stage *deliver;
