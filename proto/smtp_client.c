@@ -251,7 +251,12 @@ smtpc_waiting(const struct sl_smtp_client *c)
 		return SL_SMTPC_WAIT_EHLO;
 	case SMTPC_ST_TXN:
 		switch (c->expect) {
-		case SMTPC_EX_RSET: /* part of starting the transaction */
+		case SMTPC_EX_RSET:
+			/*
+			 * The RSET after a failed transaction, before the next
+			 * MAIL: RSET_Timeout's case (conf.ref.rset_timeout).
+			 */
+			return SL_SMTPC_WAIT_RSET;
 		case SMTPC_EX_MAIL:
 			return SL_SMTPC_WAIT_MAIL;
 		case SMTPC_EX_RCPT:

@@ -617,14 +617,14 @@ static const struct tcase txn_cases[] = {
 		"451 4.3.1 insufficient storage\nDONE 451 4.3.1 insufficient storage "
 		"bytes=0\nREADY 0 -\nBODY\nRCPT 0 " EV_Q "\nDONE " EV_Q
 		" bytes=22\nREADY 0 -\nEND none 2\n" },
-	{ .name = "RSET before the next MAIL, not pipelined; waiting_for says mail",
+	{ .name = "RSET before the next MAIL, not pipelined; waiting_for says rset (RSET_Timeout)",
 	  .flags = F_NOPIPE | F_WAIT,
 	  .srv = GREET E_PIPE OKM "550 no\r\n",
 	  .ops = "TT",
 	  .t = { TX1, TX1 },
 	  .out = EHLO MAILC RCPTB RSET,
 	  .ev = "READY 0 - wait=none\nRCPT 0 550 - no wait=none\nDONE 0 - no recipient accepted "
-		"bytes=0 wait=none\nREADY 0 - wait=none\nEND mail 1\n" },
+		"bytes=0 wait=none\nREADY 0 - wait=none\nEND rset 1\n" },
 	{ .name = "the RSET before MAIL refused: FAIL",
 	  .srv = GREET E_PIPE OKM "550 no\r\n554 no\r\n"
 				  "502 5.5.1 no RSET here\r\n",
