@@ -1215,6 +1215,9 @@ class Receiver:
 
     Behaviour, changeable at any time from the test:
       greeting     the 220 line; None: accept and never say anything
+      ehlo_reply   f(RcvConn) -> reply for EHLO/LHLO/HELO, or None for the
+                   usual capabilities
+      rset_reply   f(RcvConn) -> reply line for RSET (default 250)
       mail_reply   f(RcvConn, sender) -> reply line for MAIL (default 250)
       rcpt_reply   f(address) -> reply line for RCPT (default 250)
       data_reply   f(RcvMsg) -> reply for the end of data (LMTP: f is called
@@ -1233,6 +1236,8 @@ class Receiver:
         self.mail_reply = lambda c, sender: '250 2.1.0 Ok'
         self.rcpt_reply = lambda a: '250 2.1.5 Ok'
         self.data_reply = lambda m: '250 2.0.0 Ok: queued'
+        self.ehlo_reply = lambda c: None
+        self.rset_reply = lambda c: '250 2.0.0 Ok'
         self.hold = 0.0
         self.close_idle = None
         self.conns = []
@@ -1247,7 +1252,8 @@ class Receiver:
 
     def start(self):
         self.halt.clear()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = socket.socket(socket.AF_INET6 if ':' in self.addr else socket.AF_INET,
+                                  socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((self.addr, self.port))
         self.sock.listen(128)
@@ -1353,7 +1359,10 @@ class Receiver:
             verb = text.split(' ', 1)[0].upper()
             if verb in ('EHLO', 'LHLO', 'HELO'):
                 c.ehlo = text[5:].strip()
-                if verb == 'HELO':
+                r = self.ehlo_reply(c)
+                if r is not None:
+                    ok_ = send(r)
+                elif verb == 'HELO':
                     ok_ = send('250 %s' % self.name)
                 else:
                     ok_ = send('250-%s\r\n250-PIPELINING\r\n250-8BITMIME\r\n'
@@ -1401,7 +1410,7 @@ class Receiver:
                 sender, rcpts, after_txn = None, [], True
             elif verb == 'RSET':
                 sender, rcpts = None, []
-                ok_ = send('250 2.0.0 Ok')
+                ok_ = send(self.rset_reply(c))
             elif verb == 'NOOP':
                 ok_ = send('250 2.0.0 Ok')
             elif verb == 'QUIT':
