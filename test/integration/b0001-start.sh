@@ -25,6 +25,10 @@ is "$rc" 0 "the built-in configuration is valid"
 dump=$(cd "$T" && "$SLUICED" -T 2>&1)
 like "$dump" "127\.0\.0\.1:2525" "the built-in configuration listens on 127.0.0.1:2525"
 like "$dump" "$T/sluice-state/spool" "relative paths resolve against the state directory"
+# Everything the daemon writes lives under the state directory.
+outside=$(echo "$dump" | grep -iE '^[[:space:]]*(mainlog|rejectlog|paniclog|acctlog|bouncelog|importlog|spoolbase|pidfile) = "' |
+	grep -v "= \"$T/sluice-state/")
+is "$outside" "" "every log, the spool and the pidfile are under ./sluice-state"
 "$SLUICED" -T -c "$top_srcdir/conf/sluice.conf" -D "$T" >"$T/file.dump" 2>&1
 echo "$dump" | sed 1d >"$T/builtin.dump"
 sed 1d "$T/file.dump" | cmp -s - "$T/builtin.dump"
@@ -41,6 +45,11 @@ like "$(cat "$T/stderr")" '^\[[A-Z][a-z]{2} [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9
 	"-F copies diagnostics to stderr with a UTC timestamp and level"
 wait_for 10 grep -Eq '^[0-9]+@@@@M$' "$T/sluice-state/log/mainlog.ec"
 ok $? "the mainlog gets a heartbeat line"
+unlike "$(cat "$T/stderr")" '\[(err|crit|alert|emerg)\]' "no error at start on the built-in configuration"
+# A closed relay: mail for a domain it neither relays for nor accepts is refused.
+out=$(swaks --server 127.0.0.1:2525 --from a@client.example --to you@example.com \
+	--quit-after RCPT --timeout 10 2>&1)
+like "$out" '<\*\* 550 Relaying denied' "the built-in configuration refuses to relay (550)"
 comms=$(cat /proc/"$SL_PID"/task/*/comm 2>/dev/null | tr '\n' ' ')
 like "$comms" "log" "the logger thread is named"
 
