@@ -14,7 +14,7 @@
  *
  * What is served (stages/snmp_mib.c builds it): the system group (embedded
  * agent only; a master has its own), the applTable row of RFC 2788, the
- * MTA-MIB of RFC 2789 and SLUICE-MIB (mib/SLUICE-MIB.txt).  Each MIB
+ * MTA-MIB of RFC 2789 and SLUICE-MIB (man/SLUICE-MIB.txt).  Each MIB
  * section is answered from a sorted list of its variables (proto/oidlist.h)
  * rebuilt from the counters when older than a second, so every table is
  * walkable with GETNEXT and a walk sees one consistent picture per second.

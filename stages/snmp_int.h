@@ -31,7 +31,7 @@ struct snmp_section {
 /* The sections served (a static table, snmp_mib.c). */
 struct snmp_section *sl_snmp_sections(size_t *cnt);
 
-/* The OIDs of SLUICE-MIB (mib/SLUICE-MIB.txt): sluiceMIB, arc 1 of the root
+/* The OIDs of SLUICE-MIB (man/SLUICE-MIB.txt): sluiceMIB, arc 1 of the root
  * SLUICE-SMI places (netSnmpPlaypen.2789 until sluice has a PEN). */
 #define SL_SNMP_SLUICE_ROOT "1.3.6.1.4.1.8072.9999.9999.2789.1"
 void sl_snmp_sluice_oid(struct sl_oid *o, const uint32_t *arc, size_t cnt);

@@ -4,7 +4,7 @@
  *   system        1.3.6.1.2.1.1   sysDescr .. sysServices (embedded agent only)
  *   application   1.3.6.1.2.1.27  RFC 2788 applTable: sluiced's row, applIndex 1
  *   mta           1.3.6.1.2.1.28  RFC 2789: mtaTable, mtaGroupTable, mtaGroupErrorTable
- *   sluice        SLUICE-MIB (mib/SLUICE-MIB.txt): product, per-domain and
+ *   sluice        SLUICE-MIB (man/SLUICE-MIB.txt): product, per-domain and
  *                 per-group figures, stages, configuration, spool
  *
  * The groups are stages/stats.h's (one per binding, "none/all" first, one
