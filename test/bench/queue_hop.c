@@ -6,7 +6,10 @@
  * POOL thread, which counts them; events per second from the first send to
  * the last receipt, median of several runs.  Latency: one event bounces
  * POOL -> LOOP -> POOL (request, then reply to ev->reply_to) and the POOL side
- * times each round trip; p50/p99 after a warm-up.  Both include the wake-ups
+ * times each round trip; p50/p99 after a warm-up.  The same bounce against a
+ * POOL and against a LOOP also gives one hop: the receiver times the way
+ * there (sender's clock stamp to its own, CLOCK_MONOTONIC on one machine).
+ * Both include the wake-ups
  * (futex, eventfd) that a quiet system pays on every hop.  Each figure is
  * printed on one line with the command that produced it.
  *
@@ -148,9 +151,11 @@ bench_throughput(unsigned cnt, uint64_t *rates)
 
 static struct {
 	struct sl_stage *pong;
-	uint64_t *rtt; /* ping thread only; main reads after done */
+	uint64_t *rtt;    /* ping thread only; main reads after done */
+	uint64_t *oneway; /* pong thread only; main reads after done */
 	unsigned want, got;
-	unsigned done; /* atomic */
+	unsigned pong_seen; /* pong thread only */
+	unsigned done;      /* atomic */
 } pp;
 
 static void
@@ -176,25 +181,39 @@ ping_handle(struct sl_thread *t, struct sl_event *ev)
 static void
 pong_handle(struct sl_thread *t, struct sl_event *ev)
 {
+	struct bev *b = (struct bev *)ev;
+	uint64_t now = now_ns();
+
+	if (pp.pong_seen >= WARMUP && pp.pong_seen - WARMUP < pp.want)
+		pp.oneway[pp.pong_seen - WARMUP] = now - b->sent_ns;
+	pp.pong_seen++;
 	sl_send_thread(ev->reply_to, ev);
 }
 
+struct lat {
+	uint64_t rtt_p50, rtt_p99, hop_p50, hop_p99;
+};
+
 static void
-bench_latency(unsigned cnt, uint64_t *p50, uint64_t *p99)
+bench_latency(unsigned cnt, enum sl_stage_kind pong_kind, struct lat *l)
 {
 	static const char *const ping_peers[] = { "pong", NULL };
 	static const char *const pong_peers[] = { "ping", NULL };
 	static const struct sl_stage_def ping_def = {
 		.name = "ping", .kind = SL_STAGE_POOL, .peers = ping_peers, .handle = ping_handle
 	};
-	static const struct sl_stage_def pong_def = {
-		.name = "pong", .kind = SL_STAGE_LOOP, .peers = pong_peers, .handle = pong_handle
+	struct sl_stage_def pong_def = {
+		.name = "pong", .kind = pong_kind, .peers = pong_peers, .handle = pong_handle
 	};
 	struct sl_stage *ping;
 	struct bev *b;
 
 	pp.want = cnt;
+	pp.got = 0;
+	pp.pong_seen = 0;
+	pp.done = 0;
 	pp.rtt = sl_calloc(cnt, sizeof(*pp.rtt));
+	pp.oneway = sl_calloc(cnt, sizeof(*pp.oneway));
 	pp.pong = sl_stage_create(&pong_def, 1, NULL);
 	ping = sl_stage_create(&ping_def, 1, NULL);
 	SL_ASSERT(sl_stage_start(pp.pong) == 0 && sl_stage_start(ping) == 0);
@@ -207,9 +226,13 @@ bench_latency(unsigned cnt, uint64_t *p50, uint64_t *p99)
 	sl_stage_destroy(ping);
 	sl_stage_destroy(pp.pong);
 	qsort(pp.rtt, cnt, sizeof(pp.rtt[0]), cmp_u64);
-	*p50 = pp.rtt[cnt / 2];
-	*p99 = pp.rtt[(size_t)cnt * 99 / 100];
+	qsort(pp.oneway, cnt, sizeof(pp.oneway[0]), cmp_u64);
+	l->rtt_p50 = pp.rtt[cnt / 2];
+	l->rtt_p99 = pp.rtt[(size_t)cnt * 99 / 100];
+	l->hop_p50 = pp.oneway[cnt / 2];
+	l->hop_p99 = pp.oneway[(size_t)cnt * 99 / 100];
 	sl_free(pp.rtt);
+	sl_free(pp.oneway);
 }
 
 static void
@@ -225,7 +248,8 @@ main(int argc, char **argv)
 	unsigned events = 1000000, pings = 100000;
 	char cmd[256];
 	size_t len = 0;
-	uint64_t p50, p99, rates[RUNS];
+	uint64_t rates[RUNS];
+	struct lat to_pool, to_loop;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -247,9 +271,16 @@ main(int argc, char **argv)
 	       "(%d runs of %u events)  [%s]\n",
 	       rates[RUNS / 2] / 1e6, rates[0] / 1e6, rates[RUNS - 1] / 1e6, RUNS, events, cmd);
 	fflush(stdout);
-	bench_latency(pings, &p50, &p99);
+	bench_latency(pings, SL_STAGE_POOL, &to_pool);
+	bench_latency(pings, SL_STAGE_LOOP, &to_loop);
+	printf("queue hop POOL->POOL one hop: p50 %" PRIu64 " ns, p99 %" PRIu64
+	       " ns (%u hops after %d warm-up, timed by the receiver)  [%s]\n",
+	       to_pool.hop_p50, to_pool.hop_p99, pings, WARMUP, cmd);
+	printf("queue hop POOL->LOOP one hop: p50 %" PRIu64 " ns, p99 %" PRIu64
+	       " ns (%u hops after %d warm-up, timed by the receiver)  [%s]\n",
+	       to_loop.hop_p50, to_loop.hop_p99, pings, WARMUP, cmd);
 	printf("queue hop POOL->LOOP->POOL round trip: p50 %" PRIu64 " ns, p99 %" PRIu64
 	       " ns (%u round trips after %d warm-up)  [%s]\n",
-	       p50, p99, pings, WARMUP, cmd);
+	       to_loop.rtt_p50, to_loop.rtt_p99, pings, WARMUP, cmd);
 	return 0;
 }
