@@ -158,6 +158,29 @@ build_check(struct build *b, const struct sl_conf_option *o, const struct sl_con
 		sl_conf_error_add(b->errs, &value->loc, "bad value for '%s': %s", o->name, why);
 }
 
+/* A repeated list option: `value`'s items go after those `prev` already holds. */
+static void
+build_list_append(struct build *b, const struct sl_conf_option *o,
+		  const struct sl_conf_value *value, struct sl_conf_setting *prev)
+{
+	union sl_conf_val more;
+	const char **v;
+	char why[256];
+
+	if (sl_conf__value_parse(b->a, o, value, b->base_dir, &more, why, sizeof(why)) != 0) {
+		sl_conf_error_add(b->errs, &value->loc, "bad value for '%s': %s", o->name, why);
+		return;
+	}
+	v = sl_arena_alloc(b->a, (prev->v.list.cnt + more.list.cnt + 1) * sizeof(*v));
+	for (size_t k = 0; k < prev->v.list.cnt; k++)
+		v[k] = prev->v.list.v[k];
+	for (size_t k = 0; k < more.list.cnt; k++)
+		v[prev->v.list.cnt + k] = more.list.v[k];
+	v[prev->v.list.cnt + more.list.cnt] = NULL;
+	prev->v.list.v = v;
+	prev->v.list.cnt += more.list.cnt;
+}
+
 /*
  * Look `name` up for `scope`, type `value` and append it to `vec`.
  * Reports unknown options, wrong scopes, duplicates and bad values.
@@ -184,8 +207,13 @@ build_setting(struct build *b, unsigned scope, const char *name, const struct sl
 		return;
 	}
 	for (size_t i = 0; i < vec->cnt && o->type != SL_T_PARAMS; i++) {
-		const struct sl_conf_setting *prev = (const struct sl_conf_setting *)vec->v + i;
+		struct sl_conf_setting *prev = (struct sl_conf_setting *)vec->v + i;
 
+		/* Match_Domain may be given several times: the domains add up. */
+		if (prev->id == o->id && o->id == SL_OPT_MATCH_DOMAIN) {
+			build_list_append(b, o, value, prev);
+			return;
+		}
 		/* PARAMS stanzas repeat by design: one Trap_Destination [ ] per sink. */
 		if (prev->id == o->id) {
 			sl_conf_error_add(b->errs, loc, "option '%s' is already set at %s:%u",

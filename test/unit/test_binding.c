@@ -118,6 +118,29 @@ test_choose(void **state)
 	sl_conf_snapshot_put(s);
 }
 
+/* Match_Domain given several times in one Binding: every domain counts. */
+static void
+test_match_domain_repeated(void **state)
+{
+	struct sl_conf_snapshot *s = build("Binding \"m\" {\n"
+					   "  Match_Domain = \"one.test\"\n"
+					   "  Match_Domain = ( \"two.test\" \"three.test\" )\n"
+					   "}\n");
+	const char *unknown = NULL;
+	static const char *const senders[] = { "a@one.test", "a@two.test", "a@three.test" };
+
+	(void)state;
+	for (size_t i = 0; i < SL_ARRAY_LEN(senders); i++) {
+		const struct sl_conf_binding *b =
+			sl_binding_choose(s, NULL, NULL, senders[i], &unknown);
+
+		assert_non_null(b);
+		assert_string_equal(b->name, "m");
+	}
+	assert_null(sl_binding_choose(s, NULL, NULL, "a@four.test", &unknown));
+	sl_conf_snapshot_put(s);
+}
+
 int
 main(void)
 {
@@ -125,6 +148,7 @@ main(void)
 		cmocka_unit_test(test_header_found),
 		cmocka_unit_test(test_header_bounds),
 		cmocka_unit_test(test_choose),
+		cmocka_unit_test(test_match_domain_repeated),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
