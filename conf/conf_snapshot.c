@@ -65,6 +65,23 @@ struct build {
 	struct build_vec regexes;  /* pcre2_code * */
 	/* Group index of each binding (SIZE_MAX: none), parallel to bindings. */
 	struct build_vec binding_group_idx;
+	/* Settings and Domain/Host stanzas of each group, parallel to groups:
+	 * frozen only at the end, as a group may be declared more than once. */
+	struct build_vec group_parts; /* struct group_part */
+	/* binding_group = "name" of each binding, parallel to bindings. */
+	struct build_vec group_refs; /* struct group_ref */
+};
+
+/* What the blocks of one Binding_Group have added so far. */
+struct group_part {
+	struct build_vec set; /* struct sl_conf_setting */
+	struct build_cont cont;
+};
+
+/* binding_group = "name" inside a Binding (Momentum before 2.2.1.26). */
+struct group_ref {
+	const char *name; /* NULL: not set */
+	struct sl_conf_loc loc;
 };
 
 static int
@@ -315,6 +332,7 @@ struct scope_out {
 	struct build_vec set;    /* struct sl_conf_setting */
 	struct build_cont *cont; /* Domain/Host go here (NULL: not allowed) */
 	size_t group_idx;        /* the enclosing group (SIZE_MAX: none) */
+	size_t binding_idx;      /* a Binding's body: its index, for binding_group = */
 };
 
 static void build_body(struct build *b, const struct sl_conf_stanza *st, size_t cnt,
@@ -335,9 +353,10 @@ build_dscope(struct build *b, const struct sl_conf_stanza *st, enum block_kind k
 		const struct sl_conf_dscope *prev = (const struct sl_conf_dscope *)vec->v + i;
 
 		if (strcasecmp(prev->name, name) == 0) {
-			sl_conf_error_add(
-				b->errs, &st->loc, "%s \"%s\" is already defined at line %u",
-				kind == BK_DOMAIN ? "Domain" : "Host", name, prev->loc.line);
+			sl_conf_error_add(b->errs, &st->loc,
+					  "%s \"%s\" is already defined at %s:%u",
+					  kind == BK_DOMAIN ? "Domain" : "Host", name,
+					  prev->loc.file, prev->loc.line);
 			return;
 		}
 	}
@@ -425,63 +444,164 @@ binding_name_ok(const char *name)
 	return true;
 }
 
-static void
-build_binding(struct build *b, const struct sl_conf_stanza *st, size_t group_idx, bool is_group)
+static size_t
+group_find(const struct build *b, const char *name)
 {
-	struct build_vec *vec = is_group ? &b->groups : &b->bindings;
+	const struct sl_conf_binding_group *g = b->groups.v;
+
+	/* Group names are case-sensitive (conf.ref.binding_group). */
+	for (size_t i = 0; i < b->groups.cnt; i++)
+		if (strcmp(g[i].name, name) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+static size_t
+group_add(struct build *b, const char *name, const struct sl_conf_loc *loc)
+{
+	struct sl_conf_binding_group *g = vec_push(&b->groups, sizeof(*g));
+
+	g->loc = *loc;
+	g->name = name;
+	vec_push(&b->group_parts, sizeof(struct group_part));
+	return b->groups.cnt - 1;
+}
+
+/*
+ * Binding_Group "name" { }.  A group declared again (say in an included
+ * file) continues the first declaration, as Momentum's page allows: its
+ * options and stanzas join the group's, and an option or Domain set in
+ * both is the usual "already set" error, naming where.
+ */
+static void
+build_group(struct build *b, const struct sl_conf_stanza *st)
+{
 	const char *name = st->args[0].text;
-	struct build_cont cont = { 0 };
-	struct scope_out inner = { .scope = is_group ? SL_S_BINDING_GROUP : SL_S_BINDING,
-				   .cont = &cont,
-				   .group_idx = SIZE_MAX };
+	struct scope_out inner = { .scope = SL_S_BINDING_GROUP,
+				   .group_idx = SIZE_MAX,
+				   .binding_idx = SIZE_MAX };
+	struct group_part *part;
+	struct build_cont cont;
 	size_t idx;
 
 	if (!binding_name_ok(name)) {
 		sl_conf_error_add(b->errs, &st->args[0].loc,
-				  "%s name \"%s\" must be non-empty, without spaces or colons",
-				  is_group ? "Binding_Group" : "Binding", name);
+				  "Binding_Group name \"%s\" must be non-empty, without spaces or "
+				  "colons",
+				  name);
 		return;
 	}
-	for (size_t i = 0; i < vec->cnt; i++) {
-		const char *prev = is_group ? ((struct sl_conf_binding_group *)vec->v)[i].name
-					    : ((struct sl_conf_binding *)vec->v)[i].name;
-		const struct sl_conf_loc *ploc =
-			is_group ? &((struct sl_conf_binding_group *)vec->v)[i].loc
-				 : &((struct sl_conf_binding *)vec->v)[i].loc;
+	idx = group_find(b, name);
+	if (idx == SIZE_MAX)
+		idx = group_add(b, name, &st->loc);
+	/* Groups do not nest, so group_parts cannot move while the body is built. */
+	part = (struct group_part *)b->group_parts.v + idx;
+	inner.set = part->set;
+	cont = part->cont;
+	inner.cont = &cont;
+	inner.group_idx = idx;
+	build_body(b, st->children, st->child_cnt, &inner);
+	part = (struct group_part *)b->group_parts.v + idx;
+	part->set = inner.set;
+	part->cont = cont;
+}
 
-		if (strcmp(prev, name) == 0) {
+static void
+build_binding(struct build *b, const struct sl_conf_stanza *st, size_t group_idx)
+{
+	const char *name = st->args[0].text;
+	struct build_cont cont = { 0 };
+	struct scope_out inner = { .scope = SL_S_BINDING,
+				   .cont = &cont,
+				   .group_idx = SIZE_MAX,
+				   .binding_idx = b->bindings.cnt };
+	struct sl_conf_binding *bd;
+
+	if (!binding_name_ok(name)) {
+		sl_conf_error_add(b->errs, &st->args[0].loc,
+				  "Binding name \"%s\" must be non-empty, without spaces or colons",
+				  name);
+		return;
+	}
+	for (size_t i = 0; i < b->bindings.cnt; i++) {
+		const struct sl_conf_binding *prev = (struct sl_conf_binding *)b->bindings.v + i;
+
+		if (strcmp(prev->name, name) == 0) {
 			sl_conf_error_add(b->errs, &st->loc,
-					  "%s \"%s\" is already defined at %s:%u",
-					  is_group ? "Binding_Group" : "Binding", name, ploc->file,
-					  ploc->line);
+					  "Binding \"%s\" is already defined at %s:%u", name,
+					  prev->loc.file, prev->loc.line);
 			return;
 		}
 	}
-	idx = vec->cnt;
-	if (is_group) {
-		struct sl_conf_binding_group *g = vec_push(vec, sizeof(*g));
-
-		g->loc = st->loc;
-		g->name = name;
-		inner.group_idx = idx;
-	} else {
-		struct sl_conf_binding *bd = vec_push(vec, sizeof(*bd));
-
-		bd->loc = st->loc;
-		bd->name = name;
-		*(size_t *)vec_push(&b->binding_group_idx, sizeof(size_t)) = group_idx;
-	}
+	bd = vec_push(&b->bindings, sizeof(*bd));
+	bd->loc = st->loc;
+	bd->name = name;
+	*(size_t *)vec_push(&b->binding_group_idx, sizeof(size_t)) = group_idx;
+	vec_push(&b->group_refs, sizeof(struct group_ref));
 	build_body(b, st->children, st->child_cnt, &inner);
-	if (is_group) {
-		struct sl_conf_binding_group *g = (struct sl_conf_binding_group *)vec->v + idx;
+	bd = (struct sl_conf_binding *)b->bindings.v + inner.binding_idx;
+	bd->set = settings_freeze(b, &inner.set);
+	cont_freeze(b, &cont, &bd->c);
+}
 
-		g->set = settings_freeze(b, &inner.set);
-		cont_freeze(b, &cont, &g->c);
-	} else {
-		struct sl_conf_binding *bd = (struct sl_conf_binding *)vec->v + idx;
+/*
+ * binding_group = "name" inside a Binding: Momentum's way, before 2.2.1.26,
+ * of putting a Binding in a group.  Noted here, resolved by groups_link()
+ * once every group is known (the group may be declared later, or not at all).
+ */
+static void
+build_group_ref(struct build *b, const struct sl_conf_stanza *st, size_t binding_idx)
+{
+	struct group_ref *ref = (struct group_ref *)b->group_refs.v + binding_idx;
+	const struct sl_conf_value *v = &st->value;
 
-		bd->set = settings_freeze(b, &inner.set);
-		cont_freeze(b, &cont, &bd->c);
+	if (v->kind == SL_CONF_LIST || v->kind == SL_CONF_PAIRS || !binding_name_ok(v->text)) {
+		sl_conf_error_add(b->errs, &v->loc,
+				  "bad value for 'binding_group': a group name, non-empty, without "
+				  "spaces or colons");
+		return;
+	}
+	if (ref->name != NULL) {
+		sl_conf_error_add(b->errs, &st->loc,
+				  "option 'binding_group' is already set at %s:%u", ref->loc.file,
+				  ref->loc.line);
+		return;
+	}
+	ref->name = v->text;
+	ref->loc = st->loc;
+}
+
+/*
+ * Put each Binding that names its group with binding_group = into that
+ * group, exactly as if it were declared inside it; a group no Binding_Group
+ * block declares is made, empty.  A Binding inside one group that names
+ * another is an error.
+ */
+static void
+groups_link(struct build *b)
+{
+	for (size_t i = 0; i < b->bindings.cnt; i++) {
+		const struct group_ref *ref = (struct group_ref *)b->group_refs.v + i;
+		size_t *gi = (size_t *)b->binding_group_idx.v + i;
+		size_t idx;
+
+		if (ref->name == NULL)
+			continue;
+		if (*gi != SIZE_MAX) {
+			const struct sl_conf_binding_group *g =
+				(struct sl_conf_binding_group *)b->groups.v + *gi;
+
+			if (strcmp(g->name, ref->name) != 0)
+				sl_conf_error_add(b->errs, &ref->loc,
+						  "binding_group \"%s\" names another group than "
+						  "the Binding_Group \"%s\" it is declared in",
+						  ref->name, g->name);
+			continue;
+		}
+		idx = group_find(b, ref->name);
+		if (idx == SIZE_MAX)
+			idx = group_add(b, ref->name, &ref->loc);
+		*gi = idx;
 	}
 }
 
@@ -686,10 +806,10 @@ build_block(struct build *b, const struct sl_conf_stanza *st, struct scope_out *
 		build_dscope(b, st, kind, out->cont);
 		break;
 	case BK_BINDING:
-		build_binding(b, st, out->group_idx, false);
+		build_binding(b, st, out->group_idx);
 		break;
 	case BK_BINDING_GROUP:
-		build_binding(b, st, SIZE_MAX, true);
+		build_group(b, st);
 		break;
 	case BK_NAMED:
 		build_named(b, st);
@@ -703,7 +823,10 @@ static void
 build_body(struct build *b, const struct sl_conf_stanza *st, size_t cnt, struct scope_out *out)
 {
 	for (size_t i = 0; i < cnt; i++) {
-		if (st[i].kind == SL_CONF_ASSIGN)
+		if (st[i].kind == SL_CONF_ASSIGN && out->scope == SL_S_BINDING &&
+		    strcasecmp(st[i].name, "binding_group") == 0)
+			build_group_ref(b, &st[i], out->binding_idx);
+		else if (st[i].kind == SL_CONF_ASSIGN)
 			build_setting(b, out->scope, st[i].name, &st[i].loc, &st[i].value,
 				      &out->set);
 		else
@@ -750,6 +873,40 @@ build_defaults(struct build *b)
 	}
 }
 
+/*
+ * The Security block is read but not acted on: say so at load, once per
+ * option, so nobody believes sluiced switched user or dropped privileges.
+ * Privileges is Solaris's (Momentum 3.0 and later) and means nothing here.
+ */
+static void
+security_warn(struct build *b)
+{
+	for (size_t i = 0; i < b->blocks.cnt; i++) {
+		const struct sl_conf_block *blk = (struct sl_conf_block *)b->blocks.v + i;
+
+		if (strcmp(blk->kind, "Security") != 0)
+			continue;
+		for (size_t k = 0; k < blk->set.cnt; k++) {
+			const struct sl_conf_setting *set = &blk->set.v[k];
+			const char *name = sl_conf_options[set->id].name;
+
+			if (set->id == SL_OPT_PRIVILEGES)
+				sl_conf_warning_add(b->errs, &set->loc,
+						    "Privileges is for Solaris; ignored");
+			else if (set->id == SL_OPT_CAPABILITIES)
+				sl_conf_warning_add(b->errs, &set->loc,
+						    "Capabilities is not applied (sluice is built "
+						    "without libcap): sluiced keeps the privileges "
+						    "it was started with");
+			else
+				sl_conf_warning_add(b->errs, &set->loc,
+						    "%s is not applied: sluiced keeps the identity "
+						    "it was started with",
+						    name);
+		}
+	}
+}
+
 /* ------------------------------------------------------------------ snapshot */
 
 static void
@@ -777,6 +934,15 @@ build_free_partial(struct build *b)
 	sl_free(b->groups.v);
 	sl_free(b->blocks.v);
 	sl_free(b->binding_group_idx.v);
+	for (size_t i = 0; i < b->group_parts.cnt; i++) {
+		struct group_part *part = (struct group_part *)b->group_parts.v + i;
+
+		sl_free(part->set.v);
+		sl_free(part->cont.domains.v);
+		sl_free(part->cont.hosts.v);
+	}
+	sl_free(b->group_parts.v);
+	sl_free(b->group_refs.v);
 }
 
 struct sl_conf_snapshot *
@@ -788,7 +954,9 @@ sl_conf_snapshot_build(struct sl_conf_tree *tree, const char *base_dir, uint64_t
 		.s = s, .a = &s->arena, .base_dir = base_dir, .errs = errs, .errs_before = errs->cnt
 	};
 	struct build_cont top = { 0 };
-	struct scope_out global = { .scope = SL_S_GLOBAL, .cont = &top, .group_idx = SIZE_MAX };
+	struct scope_out global = {
+		.scope = SL_S_GLOBAL, .cont = &top, .group_idx = SIZE_MAX, .binding_idx = SIZE_MAX
+	};
 	struct sl_conf_settings gset;
 	struct sl_conf_binding *bindings;
 
@@ -832,6 +1000,15 @@ sl_conf_snapshot_build(struct sl_conf_tree *tree, const char *base_dir, uint64_t
 		}
 	}
 
+	groups_link(&b);
+	security_warn(&b);
+	for (size_t i = 0; i < b.groups.cnt; i++) {
+		struct sl_conf_binding_group *g = (struct sl_conf_binding_group *)b.groups.v + i;
+		struct group_part *part = (struct group_part *)b.group_parts.v + i;
+
+		g->set = settings_freeze(&b, &part->set);
+		cont_freeze(&b, &part->cont, &g->c);
+	}
 	bindings = sl_arena_memdup(b.a, b.bindings.v, b.bindings.cnt, sizeof(*bindings));
 	s->groups = sl_arena_memdup(b.a, b.groups.v, b.groups.cnt, sizeof(*s->groups));
 	s->group_cnt = b.groups.cnt;

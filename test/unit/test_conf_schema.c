@@ -619,33 +619,25 @@ test_reference_options_present(void **state)
 	assert_int_equal(bad, 0);
 }
 
-/* Stanza kinds are blocks, never options. */
+/*
+ * Stanza kinds are blocks, never options, except Binding_Group: also
+ * Momentum's older option inside a Binding (binding_group = "name"), and
+ * only there.
+ */
 static void
 test_stanza_kinds_absent(void **state)
 {
 	static const char *const kinds[] = {
-		"domain",
-		"host",
-		"binding",
-		"binding_group",
-		"threadpool",
-		"snmp",
-		"module",
-		"logger",
-		"validate",
-		"interpreter",
-		"io_system",
-		"snmp_traps",
-		"include",
-		"security",
-		"rfc2822",
-		"ec_logger",
-		"bounce_classifier",
+		"domain",   "host",     "binding",     "threadpool",        "snmp",       "module",
+		"logger",   "validate", "interpreter", "io_system",         "snmp_traps", "include",
+		"security", "rfc2822",  "ec_logger",   "bounce_classifier",
 	};
 
 	for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
 		if (sl_conf_option_find(kinds[i], 0) != NULL)
 			fail_msg("%s is a stanza kind, not an option", kinds[i]);
+	assert_non_null(sl_conf_option_find("binding_group", SL_S_BINDING));
+	assert_int_equal(sl_conf_option_find("binding_group", SL_S_BINDING)->scopes, SL_S_BINDING);
 }
 
 /* Defaults and types that sluice depends on (deliberate ones included). */

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,121 @@ test_fallback_group(void **state)
 	sl_conf_snapshot_put(s);
 }
 
+/*
+ * binding_group = "name" inside a Binding (conf.ref.binding_group, before
+ * 2.2.1.26) puts it in the group as if it were declared inside: the group's
+ * options and Domain stanzas apply in the same order, whether the group is
+ * declared before, after, or not at all (then it is made, empty).
+ */
+static void
+test_group_named_inside(void **state)
+{
+	struct sl_conf_snapshot *s = build_ok(
+		"max_outbound_connections = 30\n"
+		"binding \"example\" {\n"
+		"  binding_group = \"group1\"\n"
+		"  bind_address = \"10.10.10.10\"\n"
+		"}\n"
+		"binding_group \"group1\" {\n"
+		"  max_outbound_connections = 5\n"
+		"  domain \"g.example\" { max_outbound_connections = 9 }\n"
+		"  binding \"nested\" { }\n"
+		"}\n"
+		"binding \"lone\" { Binding_Group = solo }\n"
+		"binding \"same\" { }\n"
+		"binding_group \"group1\" { binding \"again\" { binding_group = group1 } }\n");
+	enum sl_opt mo = SL_OPT_MAX_OUTBOUND_CONNECTIONS;
+	const struct sl_conf_binding *b = sl_conf_binding_find(s, "example");
+	const struct sl_conf_binding *n = sl_conf_binding_find(s, "nested");
+
+	assert_non_null(b);
+	assert_non_null(b->group);
+	assert_ptr_equal(b->group, n->group); /* one group, not two of one name */
+	assert_ptr_equal(sl_conf_binding_find(s, "again")->group, n->group);
+	assert_int_equal(s->group_cnt, 2);
+	assert_int_equal(eval_int(s, mo, "example", "x.org"), 5);
+	assert_int_equal(eval_int(s, mo, "example", "g.example"), 9);
+	assert_int_equal(eval_int(s, mo, "same", "x.org"), 30);
+	assert_null(sl_conf_binding_find(s, "same")->group);
+	b = sl_conf_binding_find(s, "lone");
+	assert_non_null(b->group);
+	assert_string_equal(b->group->name, "solo");
+	assert_int_equal(eval_int(s, mo, "lone", "x.org"), 30);
+	/* Not a value of the binding: evaluating it gives nothing. */
+	assert_null(sl_conf_eval(s, SL_OPT_BINDING_GROUP,
+				 &(struct sl_conf_where){ "example", NULL, NULL }));
+	sl_conf_snapshot_put(s);
+}
+
+/*
+ * One Binding_Group declared twice (say split over included files) is one
+ * group: the first part's options apply to the bindings of the second.
+ */
+static void
+test_group_twice(void **state)
+{
+	struct sl_conf_snapshot *s =
+		build_ok("binding_group \"group1\" {\n"
+			 "  max_outbound_connections = 5\n"
+			 "  domain \"a.example\" { retry_interval = 60 }\n"
+			 "  binding \"example\" { bind_address = \"10.10.10.10\" }\n"
+			 "}\n"
+			 "binding_group \"Group1\" { }\n" /* names are case-sensitive */
+			 "binding_group \"group1\" {\n"
+			 "  ehlo_hostname = \"g.example\"\n"
+			 "  binding \"example2\" { bind_address = \"10.10.10.11\" }\n"
+			 "}\n");
+	const struct sl_conf_binding *b1 = sl_conf_binding_find(s, "example");
+	const struct sl_conf_binding *b2 = sl_conf_binding_find(s, "example2");
+	struct sl_conf_where w = { "example", NULL, NULL };
+
+	assert_int_equal(s->group_cnt, 2);
+	assert_non_null(b2->group);
+	assert_ptr_equal(b1->group, b2->group);
+	assert_int_equal(b2->group->loc.line, 1); /* where it was first declared */
+	assert_int_equal(eval_int(s, SL_OPT_MAX_OUTBOUND_CONNECTIONS, "example2", "x.org"), 5);
+	assert_int_equal(eval_int(s, SL_OPT_RETRY_INTERVAL, "example2", "a.example"), 60);
+	assert_string_equal(sl_conf_eval(s, SL_OPT_EHLO_HOSTNAME, &w)->s, "g.example");
+	sl_conf_snapshot_put(s);
+}
+
+/* Privileges (Solaris) and the Security options sluice does not apply warn, with file:line. */
+static void
+test_security_warnings(void **state)
+{
+	struct sl_conf_errors errs = { 0 };
+	struct sl_conf_snapshot *s = build("Security {\n"
+					   "  user = ecuser\n"
+					   "  Capabilities = \"cap_net_bind_service+ep\"\n"
+					   "  Privileges = \"basic net_privaddr\"\n"
+					   "}\n",
+					   &errs);
+	bool has_priv = false, has_user = false, has_caps = false;
+
+	assert_non_null(s);
+	assert_int_equal(errs.cnt, 0);
+	assert_int_equal(errs.warn_cnt, 3);
+	for (size_t i = 0; i < errs.warn_cnt; i++) {
+		const struct sl_conf_error *e = &errs.warn[i];
+
+		assert_string_equal(e->file, "t.conf");
+		if (e->line == 4 && strcmp(e->msg, "Privileges is for Solaris; ignored") == 0)
+			has_priv = true;
+		if (e->line == 2 && strstr(e->msg, "user is not applied"))
+			has_user = true;
+		if (e->line == 3 && strstr(e->msg, "Capabilities is not applied"))
+			has_caps = true;
+	}
+	assert_true(has_priv && has_user && has_caps);
+	sl_conf_errors_clear(&errs);
+	sl_conf_snapshot_put(s);
+	/* Without a Security block, no warning. */
+	s = build("max_outbound_connections = 3\n", &errs);
+	assert_non_null(s);
+	assert_int_equal(errs.warn_cnt, 0);
+	sl_conf_snapshot_put(s);
+}
+
 /* Momentum's regex domain example: exact names first, then regexes in order. */
 static void
 test_regex_domains(void **state)
@@ -347,6 +463,20 @@ static const struct err_case err_cases[] = {
 	{ "Binding \"b\" { Binding_Group \"g\" { } }", 1, 15, "valid only at top level" },
 	{ "Binding_Group \"g\" { Binding \"b\" { Binding \"c\" { } } }", 1, 35,
 	  "Binding is valid only at top level or inside a Binding_Group" },
+	/* A group declared twice is one group: an option or Domain set in both
+	 * parts is set twice. */
+	{ "Binding_Group \"g\" { Retry_Interval = 5 }\nBinding_Group \"g\" { Retry_Interval = 6 }",
+	  2, 21, "option 'Retry_Interval' is already set at t.conf:1" },
+	{ "Binding_Group \"g\" { Domain \"a\" { } }\nBinding_Group \"g\" { Domain \"A\" { } }", 2,
+	  21, "Domain \"A\" is already defined at t.conf:1" },
+	{ "binding_group = \"g\"", 1, 1, "not valid in global scope (valid in: binding)" },
+	{ "Binding_Group \"g\" { binding_group = \"g\" }", 1, 21,
+	  "not valid in binding_group scope" },
+	{ "Binding \"b\" { binding_group = \"g\"\nbinding_group = \"h\" }", 2, 1,
+	  "option 'binding_group' is already set at t.conf:1" },
+	{ "Binding \"b\" { binding_group = \"a b\" }", 1, 31, "bad value for 'binding_group'" },
+	{ "Binding_Group \"g\" { Binding \"b\" { binding_group = \"h\" } }", 1, 35,
+	  "binding_group \"h\" names another group than the Binding_Group \"g\"" },
 	{ "SNMP { }\nSNMP { }", 2, 1, "SNMP is already defined" },
 	{ "SNMP { Concurrency = 3 }", 1, 8, "not valid in SNMP scope (valid in: ThreadPool)" },
 	{ "ThreadPool { Concurrency = 3 }", 1, 1, "ThreadPool needs a name" },
@@ -483,7 +613,8 @@ main(void)
 		cmocka_unit_test(test_host_scope),      cmocka_unit_test(test_host_eval),
 		cmocka_unit_test(test_blocks),          cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_all_errors),      cmocka_unit_test(test_print_fixed_point),
-		cmocka_unit_test(test_builtin_default),
+		cmocka_unit_test(test_builtin_default), cmocka_unit_test(test_group_named_inside),
+		cmocka_unit_test(test_group_twice),     cmocka_unit_test(test_security_warnings),
 	};
 
 	return cmocka_run_group_tests_name("conf_snapshot", tests, NULL, teardown);
