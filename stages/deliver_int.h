@@ -280,6 +280,15 @@ void dl_queue_add(struct dl_thread *dt, struct dl_job *job);
 void dl_queue_run(struct dl_queue *q);
 /* Put a job back for a later attempt (retry_interval with back-off). */
 void dl_job_delay(struct dl_thread *dt, struct dl_job *job);
+/*
+ * Seconds from failed attempt number `retries` (1: the first failure) to
+ * the next: Retry_Interval `base`, doubled after each failure, at most
+ * `max_interval` (max_retry_interval; 0: no cap), and no later than the
+ * message's expiry (`expire` seconds of Message_Expiration, 0: none, for a
+ * message `age` seconds old; at least 1 second).  Pure; any thread.
+ */
+uint64_t dl_retry_wait_s(int64_t base, int64_t max_interval, unsigned retries, int64_t expire,
+			 int64_t age);
 /* The next active job of q for a connection, or NULL. */
 struct dl_job *dl_queue_take(struct dl_queue *q);
 /* A connection to target address `ip` failed: remember it (host_failure_retry). */

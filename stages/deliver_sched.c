@@ -16,10 +16,11 @@
  * MX_Failures_To_Delay times in a row, or failures have gone on for
  * Connect_Timeout_To_Delay seconds, the queue's active jobs are delayed.
  * A delayed job waits Retry_Interval seconds, doubled after each failed
- * attempt (never beyond Message_Expiration).  SNMP (stages/stats.h): a job
- * counts in its binding group's stored, active and delayed gauges from the
- * time it first joins a queue until it is freed, and once a second the
- * thread publishes the per-domain view of its queues.
+ * attempt up to max_retry_interval (never beyond Message_Expiration).
+ * SNMP (stages/stats.h): a job counts in its binding group's stored,
+ * active and delayed gauges from the time it first joins a queue until it
+ * is freed, and once a second the thread publishes the per-domain view of
+ * its queues.
  *
  * Threads: the owning delivery loop thread only.  Parses configuration
  * values (Gateway, Routes) and DNS results (through deliver_dns.c).
@@ -465,29 +466,36 @@ dl_job_unstore(struct dl_job *job)
 	job->group = NULL;
 }
 
-void
-dl_job_delay(struct dl_thread *dt, struct dl_job *job)
+uint64_t
+dl_retry_wait_s(int64_t base, int64_t max_interval, unsigned retries, int64_t expire, int64_t age)
 {
-	struct dl_queue *q = job->q;
-	int64_t base = dl_opt_int(q, SL_OPT_RETRY_INTERVAL, 1200);
-	int64_t expire = dl_opt_int(q, SL_OPT_MESSAGE_EXPIRATION, 86400);
-	uint64_t wait_s;
-	unsigned shift;
-
-	job->retries++;
 	/* Retry_Interval, doubled after each failed attempt (Momentum's back-off). */
-	shift = job->retries > 16 ? 16 : job->retries - 1;
-	wait_s = (uint64_t)(base > 0 ? base : 1) << shift;
-	if (wait_s > DL_RETRY_MAX_S)
-		wait_s = DL_RETRY_MAX_S;
+	unsigned shift = retries > 16 ? 16 : retries > 0 ? retries - 1 : 0;
+	uint64_t wait_s = (uint64_t)(base > 0 ? base : 1) << shift;
+
+	if (max_interval > 0 && wait_s > (uint64_t)max_interval)
+		wait_s = (uint64_t)max_interval;
 	if (expire > 0) {
-		uint64_t age = (uint64_t)(time(NULL) - job->msg->received);
-		uint64_t left = (uint64_t)expire > age ? (uint64_t)expire - age : 0;
+		uint64_t left = expire > age ? (uint64_t)(expire - (age > 0 ? age : 0)) : 0;
 
 		/* Come back in time to expire it, not long after. */
 		if (wait_s > left)
 			wait_s = left > 0 ? left : 1;
 	}
+	return wait_s;
+}
+
+void
+dl_job_delay(struct dl_thread *dt, struct dl_job *job)
+{
+	struct dl_queue *q = job->q;
+	uint64_t wait_s;
+
+	job->retries++;
+	wait_s = dl_retry_wait_s(dl_opt_int(q, SL_OPT_RETRY_INTERVAL, 1200),
+				 dl_opt_int(q, SL_OPT_MAX_RETRY_INTERVAL, 43200), job->retries,
+				 dl_opt_int(q, SL_OPT_MESSAGE_EXPIRATION, 86400),
+				 (int64_t)(time(NULL) - job->msg->received));
 	job->next_attempt_ms = dl_now_ms() + wait_s * 1000;
 	job->q = q;
 	q->delayed_cnt++;

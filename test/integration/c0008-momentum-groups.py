@@ -11,6 +11,7 @@ used to refuse, checked with `sluiced -t` and `sluiced -T`:
   - Security { Privileges = ... } (Solaris): accepted with the warning
     "Privileges is for Solaris; ignored" at its file:line, and the Security
     options sluice does not apply (user, group, Capabilities) each warn;
+  - max_retry_interval: its default (43200) in -T, a Domain's value kept.
 -T output must itself pass -t (it is configuration).
 """
 import os
@@ -138,5 +139,16 @@ rc, dump, err = run('-T', sec)
 like(block(dump, 'Security') or '', r'(?m)^\tPrivileges = "basic net_privaddr"$',
      '-T prints Privileges in the Security block')
 
+# ---------------------------------------------------------------- max_retry_interval
+mri = write('mri.conf', '''retry_interval = 1200
+Domain "fixed.test" { max_retry_interval = 1200 max_retries = 5 }
+''')
+rc, dump, err = run('-T', mri)
+is_(rc, 0, 'max_retry_interval in a Domain passes')
+like(dump, r'(?m)^max_retry_interval = 43200$', '-T: the global default is 43200')
+like(block(dump, 'Domain "fixed.test"') or '', r'(?m)^\tmax_retry_interval = 1200$',
+     '-T: the Domain keeps its value')
+rc, out, err = run('-t', write('mri0.conf', 'max_retry_interval = 0\n'))
+is_(rc, 1, 'max_retry_interval = 0 is refused (at least 1)')
 diag('dumps and files in %s' % D)
 t.done()
