@@ -444,29 +444,23 @@ dl_job_bounce_and_forget(struct dl_thread *dt, struct dl_job *job)
 
 /*
  * max_retries = auto: the retries the back-off schedule makes within
- * Message_Expiration (conf.ref.max_retries): Retry_Interval, then twice
- * that, and so on (each wait at most DL_RETRY_MAX_S), and the last one
- * when the message is due to expire.  So on schedule, auto fails a message
- * when Message_Expiration would; retries forced early (`flush domain`)
- * use the count up sooner.  UINT_MAX when nothing expires.
+ * Message_Expiration (conf.ref.max_retries): the waits dl_job_delay() makes
+ * (Retry_Interval, doubled after each failure, at most max_retry_interval),
+ * the last one when the message is due to expire.  So on schedule, auto
+ * fails a message when Message_Expiration would; retries forced early
+ * (`flush domain`) use the count up sooner.  UINT_MAX when nothing expires.
  */
 static unsigned
-dl_auto_retries(int64_t retry_interval, int64_t expiration)
+dl_auto_retries(int64_t retry_interval, int64_t max_interval, int64_t expiration)
 {
-	uint64_t t = 0;
+	int64_t t = 0;
 	unsigned n = 0;
 
 	if (expiration <= 0)
 		return UINT_MAX;
-	for (;;) {
-		uint64_t wait = (uint64_t)(retry_interval > 0 ? retry_interval : 1)
-				<< (n > 16 ? 16 : n);
-
-		n++;
-		t += wait > DL_RETRY_MAX_S ? DL_RETRY_MAX_S : wait;
-		if (t >= (uint64_t)expiration)
-			return n; /* this retry is the one at expiry */
-	}
+	while (t < expiration && n < UINT_MAX - 1)
+		t += (int64_t)dl_retry_wait_s(retry_interval, max_interval, ++n, expiration, t);
+	return n; /* the last is the retry at expiry */
 }
 
 /* Is the job past Message_Expiration or max_retries?  Sets `why`. */
@@ -477,6 +471,7 @@ dl_job_expired(struct dl_thread *dt, const struct dl_job *job, char *why, size_t
 	const union sl_conf_val *exp = sl_conf_eval(dt->snap, SL_OPT_MESSAGE_EXPIRATION, &w);
 	const union sl_conf_val *max = sl_conf_eval(dt->snap, SL_OPT_MAX_RETRIES, &w);
 	const union sl_conf_val *ri = sl_conf_eval(dt->snap, SL_OPT_RETRY_INTERVAL, &w);
+	const union sl_conf_val *rmax = sl_conf_eval(dt->snap, SL_OPT_MAX_RETRY_INTERVAL, &w);
 	uint64_t age_s = (uint64_t)(time(NULL) - job->msg->received);
 	unsigned limit = UINT_MAX;
 
@@ -491,7 +486,8 @@ dl_job_expired(struct dl_thread *dt, const struct dl_job *job, char *why, size_t
 	if (max != NULL && max->iw.word == NULL)
 		limit = max->iw.i > UINT_MAX ? UINT_MAX : (unsigned)max->iw.i;
 	else if (max != NULL && strcasecmp(max->iw.word, "auto") == 0)
-		limit = dl_auto_retries(ri != NULL ? ri->i : 1200, exp != NULL ? exp->i : 0);
+		limit = dl_auto_retries(ri != NULL ? ri->i : 1200, rmax != NULL ? rmax->i : 0,
+					exp != NULL ? exp->i : 0);
 	if (job->retries >= limit) {
 		snprintf(why, why_len, "exceeded max retries (%u)", job->retries);
 		return true;

@@ -204,9 +204,6 @@ struct dl_heap {
 	size_t cap;
 };
 
-/* Longest wait between attempts, whatever the back-off says. */
-#define DL_RETRY_MAX_S (12 * 3600)
-
 struct dl_dns_reload;
 
 struct dl_thread {
