@@ -177,11 +177,9 @@ dl_conn_free(struct dl_conn *c)
 	q->dt->conn_open--;
 	sl_counter_add(dl_gauge_conns, -1);
 	sl_group_add(q->group, SL_GS_OUT_ASSOC, -1);
-	dl_shape_conn_release();
-	if (c->host_slot[0] != '\0')
-		dl_shape_host_release(c->host_slot);
-	else
+	if (c->slots.host == NULL)
 		q->plain_conn_cnt--;
+	dl_shape_release(&c->slots);
 	sl_smtp_client_free(c->smtp);
 	dl_ecs_free(c->ecs);
 	sl_buf_free(&c->in);
@@ -469,16 +467,19 @@ dl_conn_feed(struct dl_conn *c)
 		dl_conn_close(c, true);
 		return;
 	}
-	thr = dl_opt(q, SL_OPT_OUTBOUND_THROTTLE_MESSAGES, NULL);
-	if (q->active_cnt > 0 && thr != NULL && thr->thr.cnt > 0 &&
-	    dl_shape_throttle(q->dt->snap, thr, uv_now(q->dt->loop)) > 0) {
-		/* Throttled: wait idle; the scheduler's tick feeds us again. */
+	job = dl_queue_take(q);
+	if (job == NULL) {
 		c->is_idle = true;
 		dl_conn_arm(c);
 		return;
 	}
-	job = dl_queue_take(q);
-	if (job == NULL) {
+	/* The message's token only once there is a message to send: none is wasted. */
+	thr = dl_opt(q, SL_OPT_OUTBOUND_THROTTLE_MESSAGES, NULL);
+	if (thr != NULL && thr->thr.cnt > 0 &&
+	    dl_shape_throttle(q->dt->snap, thr, uv_now(q->dt->loop)) > 0) {
+		/* Throttled: the job goes back to the front; the scheduler's tick feeds us again. */
+		c->job = job;
+		dl_conn_requeue(c);
 		c->is_idle = true;
 		dl_conn_arm(c);
 		return;
@@ -713,7 +714,7 @@ dl_conn_bind(struct dl_conn *c)
 
 int
 dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char *host,
-	     const char *host_slot)
+	     struct dl_slots *slots)
 {
 	struct dl_thread *dt = q->dt;
 	struct dl_conn *c = SL_NEW(c);
@@ -732,8 +733,9 @@ dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char
 	c->started_ms = uv_now(q->dt->loop);
 	c->addr = *addr;
 	snprintf(c->host, sizeof(c->host), "%s", host);
-	snprintf(c->host_slot, sizeof(c->host_slot), "%s", host_slot ? host_slot : "");
-	if (c->host_slot[0] == '\0')
+	c->slots = *slots;
+	memset(slots, 0, sizeof(*slots));
+	if (c->slots.host == NULL)
 		q->plain_conn_cnt++;
 	if (addr->ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, c->ip,

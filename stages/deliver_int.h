@@ -163,6 +163,15 @@ struct dl_queue {
 	size_t console_slot;    /* deliver_console.c's scratch during one query (0: none) */
 };
 
+/* The shared connection counts (deliver_shape.c) one connection holds until it is freed. */
+struct dl_slots {
+	bool has_node; /* the node's Server_Max_Outbound_Connections count */
+	char *binding; /* owned: its binding's count key, or NULL */
+	char *group;   /* owned: its binding group's count key, or NULL */
+	char *host;    /* owned: its Host stanza's count key, or NULL (the queue's own
+			  Max_Outbound_Connections counts it: plain_conn_cnt) */
+};
+
 struct dl_conn {
 	unsigned magic;
 	struct dl_queue *q;
@@ -175,7 +184,7 @@ struct dl_conn {
 	struct sockaddr_storage addr;
 	char ip[64]; /* the peer, for logs */
 	char host[256];
-	char host_slot[256];         /* the Host slot it holds (dl_shape_host_take), or "" */
+	struct dl_slots slots;       /* taken by the scheduler before it opened */
 	struct sl_smtp_client *smtp; /* owned; NULL on an ECStream connection */
 	struct dl_ecs *ecs;          /* owned: ECStream state (deliver_ecstream.c), or NULL */
 	struct sl_buf in;
@@ -326,14 +335,14 @@ const union sl_conf_val *dl_opt(const struct dl_queue *q, enum sl_opt opt, const
 /* ---- deliver_conn.c: outbound connections */
 
 /*
- * Open a new connection of q to `addr` (port set), using the outbound
- * connection slot the caller took (dl_shape_conn_take): the connection
- * gives it back when it is freed, also when opening fails.  `host_slot`:
- * the key of the Host slot taken for it (dl_shape_host_take), or NULL when
- * it counts against the queue's own Max_Outbound_Connections.  0 or -errno.
+ * Open a new connection of q to `addr` (port set), using the slots the
+ * caller took (dl_shape_conn_take, dl_shape_host_take): the connection
+ * takes them over from `slots` (left empty) and gives them back when it is
+ * freed, also when opening fails.  Without a Host slot it counts against
+ * the queue's own Max_Outbound_Connections.  0 or -errno.
  */
 int dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char *host,
-		 const char *host_slot);
+		 struct dl_slots *slots);
 /* Give an idle connection the next job of its queue, or start its idle timer. */
 void dl_conn_feed(struct dl_conn *c);
 /* Close (QUIT when possible); jobs in flight go back to the queue. */
@@ -388,19 +397,25 @@ struct sl_bounce_rules *dl_bounce_rules_build(const struct sl_conf_snapshot *s);
 /* ---- deliver_shape.c: limits shared between threads */
 
 /*
- * Take one outbound connection slot: Server_Max_Outbound_Connections, plus
- * Server_Reserve_Outbound_Connections when `is_first` (the destination has
- * no connection yet).  False: none left.
+ * Take the connection slots of a binding: Server_Max_Outbound_Connections
+ * for the node (plus Server_Reserve_Outbound_Connections when `is_first`:
+ * the destination has no connection yet), and the counts of `binding` and
+ * of its Binding_Group, each limited by the Server_Max_Outbound_Connections
+ * set in that scope itself.  All or nothing: false when one is full.
  */
-bool dl_shape_conn_take(const struct sl_conf_snapshot *s, bool is_first);
-void dl_shape_conn_release(void);
+bool dl_shape_conn_take(struct dl_slots *sl, const struct sl_conf_snapshot *s, const char *binding,
+			bool is_first);
 /*
  * Max_Outbound_Connections of a Host stanza: one count per host (name or
- * address, as the stanza names it) for the whole node, whatever domains
- * and threads connect to it.  `max` < 0: no limit (still counted).
+ * address, as the stanza names it) per container of the stanza (`scope`
+ * 't' top level for the whole node, 'g' a binding group and 'b' a binding
+ * named `scope_name`), whatever domains and threads connect to it.
+ * `max` < 0: no limit (still counted).  False: the host is full.
  */
-bool dl_shape_host_take(const char *key, int64_t max);
-void dl_shape_host_release(const char *key);
+bool dl_shape_host_take(struct dl_slots *sl, char scope, const char *scope_name, const char *host,
+			int64_t max);
+/* Give back every slot `sl` holds (none is fine). */
+void dl_shape_release(struct dl_slots *sl);
 unsigned dl_shape_conn_cnt(void);
 /*
  * Rate limits (Outbound_Throttle_Messages/_Connections): 0 if an event may

@@ -9,9 +9,9 @@
  * connections, and open new connections while the limits allow:
  * Max_Outbound_Connections for the queue (or the Host scope for one MX),
  * Server_Max_Outbound_Connections for the whole node, the connection
- * throttle, and Connection_Allocation_Aggressiveness (normal opens one
- * more connection for every few waiting jobs, high opens as many as
- * there are jobs).  An address that failed is left alone for
+ * throttle (its token taken last, only for a connection that goes), and
+ * Connection_Allocation_Aggressiveness (normal opens one more connection
+ * for every few waiting jobs, high opens as many as there are jobs).  An address that failed is left alone for
  * Host_Failure_Retry seconds; when every address of a queue has failed
  * MX_Failures_To_Delay times in a row, or failures have gone on for
  * Connect_Timeout_To_Delay seconds, the queue's active jobs are delayed.
@@ -1089,26 +1089,41 @@ dl_conn_wanted(const struct dl_queue *q)
 	return (unsigned)want;
 }
 
+/* Is `v` one of the settings of the Host stanzas of container `c`? */
+static bool
+dl_host_in(const struct sl_conf_container *c, const union sl_conf_val *v)
+{
+	for (size_t i = 0; i < c->host_cnt; i++)
+		for (size_t k = 0; k < c->hosts[i].set.cnt; k++)
+			if (&c->hosts[i].set.v[k].v == v)
+				return true;
+	return false;
+}
+
 /*
  * Is there a Host stanza for the host (its name, else its address)?  Then
- * its Max_Outbound_Connections (-1, no limit, when it does not set it)
- * replaces the domain's for connections to that host; `key` names the
- * node-wide count.
+ * take its slot (dl_shape_host_take): its Max_Outbound_Connections (-1, no
+ * limit, when it does not set it) replaces the domain's for connections to
+ * that host, counted over what the stanza's container covers (the binding,
+ * its group, or the node).  *is_host says whether there was one; false
+ * when its limit is reached.
  */
 static bool
-dl_host_limit(const struct dl_queue *q, const char *host, const struct sockaddr_storage *a,
-	      char *key, size_t key_len, int64_t *max)
+dl_host_take(const struct dl_queue *q, const char *host, const struct sockaddr_storage *a,
+	     struct dl_slots *sl, bool *is_host)
 {
 	char ip[64];
 	const char *names[2] = { host, ip };
 	bool is_declared;
 
+	*is_host = false;
 	if (a->ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, ip, sizeof(ip));
 	else
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, ip, sizeof(ip));
 	for (size_t i = 0; i < 2; i++) {
 		struct sl_conf_where w = { q->binding, q->domain, names[i] };
+		const struct sl_conf_binding *bd;
 		const union sl_conf_val *v;
 
 		if (names[i] == NULL || names[i][0] == '\0')
@@ -1117,13 +1132,17 @@ dl_host_limit(const struct dl_queue *q, const char *host, const struct sockaddr_
 				      &is_declared);
 		if (!is_declared)
 			continue;
-		*max = v != NULL ? v->i : -1;
-		snprintf(key, key_len, "%s", names[i]);
-		for (char *p = key; *p; p++)
-			*p = (char)tolower((unsigned char)*p);
-		return true;
+		*is_host = true;
+		if (v == NULL)
+			return dl_shape_host_take(sl, 't', "", names[i], -1);
+		bd = sl_conf_binding_find(q->dt->snap, q->binding);
+		if (bd != NULL && dl_host_in(&bd->c, v))
+			return dl_shape_host_take(sl, 'b', bd->name, names[i], v->i);
+		if (bd != NULL && bd->group != NULL && dl_host_in(&bd->group->c, v))
+			return dl_shape_host_take(sl, 'g', bd->group->name, names[i], v->i);
+		return dl_shape_host_take(sl, 't', "", names[i], v->i);
 	}
-	return false;
+	return true;
 }
 
 /* The next address to connect to: lowest preference first, spread over equals. */
@@ -1225,10 +1244,11 @@ dl_queue_run(struct dl_queue *q)
 	while (q->active_cnt > 0 && q->conn_cnt < dl_conn_wanted(q) && opened < DL_OPEN_PER_RUN) {
 		const char *host = NULL;
 		const struct sockaddr_storage *a = dl_next_addr(q, &host);
-		char host_key[256];
+		struct dl_slots slots = { 0 };
 		bool is_host;
 		const union sl_conf_val *thr =
 			dl_opt(q, SL_OPT_OUTBOUND_THROTTLE_CONNECTIONS, NULL);
+		int64_t max = dl_opt_int(q, SL_OPT_MAX_OUTBOUND_CONNECTIONS, 32);
 
 		if (a == NULL) {
 			if (q->conn_cnt == 0)
@@ -1238,26 +1258,25 @@ dl_queue_run(struct dl_queue *q)
 					DL_STAGE_NOT_CONNECTED);
 			return;
 		}
-		if (thr != NULL && thr->thr.cnt > 0 &&
-		    dl_shape_throttle(dt->snap, thr, uv_now(dt->loop)) > 0)
-			return; /* throttled: the scheduler's tick comes back */
-		{
-			int64_t max;
-
-			is_host = dl_host_limit(q, host, a, host_key, sizeof(host_key), &max);
-			if (is_host && !dl_shape_host_take(host_key, max))
-				return; /* the host's limit: a connection closing runs us again */
-			if (!is_host && dl_opt_int(q, SL_OPT_MAX_OUTBOUND_CONNECTIONS, 32) >= 0 &&
-			    q->plain_conn_cnt >=
-				    (uint64_t)dl_opt_int(q, SL_OPT_MAX_OUTBOUND_CONNECTIONS, 32))
-				return;
-		}
-		if (!dl_shape_conn_take(dt->snap, q->conn_cnt == 0)) {
-			if (is_host)
-				dl_shape_host_release(host_key);
+		/*
+		 * Every limit first, the throttle's token last: a connection
+		 * a limit stops costs no token, so a throttle and a limit both
+		 * binding still give the throttle's full rate.
+		 */
+		if (!dl_host_take(q, host, a, &slots, &is_host))
+			return; /* the host's limit: a connection closing runs us again */
+		if (!is_host && max >= 0 && q->plain_conn_cnt >= (uint64_t)max)
+			return;
+		if (!dl_shape_conn_take(&slots, dt->snap, q->binding, q->conn_cnt == 0)) {
+			dl_shape_release(&slots);
 			return; /* Server_Max_Outbound_Connections: the tick comes back */
 		}
-		if (dl_conn_open(q, a, host, is_host ? host_key : NULL) != 0) {
+		if (thr != NULL && thr->thr.cnt > 0 &&
+		    dl_shape_throttle(dt->snap, thr, uv_now(dt->loop)) > 0) {
+			dl_shape_release(&slots);
+			return; /* throttled: the scheduler's tick comes back */
+		}
+		if (dl_conn_open(q, a, host, &slots) != 0) {
 			dl_queue_conn_failed(q, a, false);
 			continue;
 		}
