@@ -10,7 +10,8 @@
  * one message for that domain.  The content is written straight from the
  * message's buffers (iovecs; the client only adds dot-stuffing dots or the
  * BDAT header), leaving out the X-Binding: header.  After a transaction the
- * connection takes the next job, up to Max_Deliveries_Per_Connection, or
+ * connection takes the next job, until Max_Deliveries_Per_Connection
+ * transactions have delivered (refused ones do not count), or
  * waits idle for idle_timeout seconds while still reading, so a server
  * that closes an idle connection is noticed before the connection is used
  * again.  A transaction that fails before any reply on a reused
@@ -462,8 +463,9 @@ dl_conn_feed(struct dl_conn *c)
 		dl_conn_close(c, true);
 		return;
 	}
+	/* Successful deliveries only (Momentum's page): refusals do not use the connection up. */
 	maxd = dl_opt(q, SL_OPT_MAX_DELIVERIES_PER_CONNECTION, c->host);
-	if (maxd != NULL && maxd->i > 0 && c->deliveries >= (unsigned)maxd->i) {
+	if (maxd != NULL && maxd->i > 0 && c->delivered_cnt >= (unsigned)maxd->i) {
 		dl_conn_close(c, true);
 		return;
 	}
@@ -539,6 +541,8 @@ dl_conn_done(struct dl_conn *c, const struct sl_smtpc_ev *ev)
 	c->job = NULL;
 	c->q->inflight_cnt--;
 	c->deliveries++;
+	if (c->txn_delivered > 0)
+		c->delivered_cnt++;
 	dl_job_settle(c->q->dt, job);
 }
 

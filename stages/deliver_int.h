@@ -201,7 +201,8 @@ struct dl_conn {
 	struct dl_job *job;     /* the transaction in progress (owned while here) */
 	const char **rcpt_ptrs; /* owned: addresses for the client's txn */
 	struct sl_smtp_client_txn txn;
-	unsigned deliveries;
+	unsigned deliveries;    /* transactions finished on it, whatever their outcome */
+	unsigned delivered_cnt; /* transactions that delivered (Max_Deliveries_Per_Connection) */
 	unsigned txn_delivered; /* recipients of the transaction in progress delivered */
 	uint64_t started_ms;
 };
