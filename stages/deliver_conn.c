@@ -686,6 +686,9 @@ dl_conn_connect_cb(uv_connect_t *req, int status)
 	}
 	uv_read_start((uv_stream_t *)&c->tcp, dl_conn_alloc_cb, dl_conn_read_cb);
 	dl_conn_arm(c);
+	/* Established: Connection_Allocation_Aggressiveness "normal" may open the next now. */
+	if (!c->q->dt->is_stopping)
+		dl_queue_run(c->q);
 }
 
 /* Bind the socket to the binding's Bind_Address (when it is not "*" and fits the family). */

@@ -10,8 +10,9 @@
  * Max_Outbound_Connections for the queue (or the Host scope for one MX),
  * Server_Max_Outbound_Connections for the whole node, the connection
  * throttle (its token taken last, only for a connection that goes), and
- * Connection_Allocation_Aggressiveness (normal opens one more connection
- * for every few waiting jobs, high opens as many as there are jobs).  An address that failed is left alone for
+ * Connection_Allocation_Aggressiveness (normal: one connection for every
+ * few jobs of the backlog, opened one after the other; high: one per job,
+ * opened at once).  An address that failed is left alone for
  * Host_Failure_Retry seconds; when every address of a queue has failed
  * MX_Failures_To_Delay times in a row, or failures have gone on for
  * Connect_Timeout_To_Delay seconds, the queue's active jobs are delayed.
@@ -49,11 +50,13 @@
 #include "stages/stages.h"
 
 /* Stop opening connections in one run after this many (the next run continues). */
-#define DL_OPEN_PER_RUN  16
+#define DL_OPEN_PER_RUN     16
+/* connection_allocation_aggressiveness "normal": one connection for this many jobs. */
+#define DL_AGGR_NORMAL_JOBS 4
 /* A queue with nothing in it is freed after this long. */
-#define DL_QUEUE_IDLE_MS (300 * 1000)
+#define DL_QUEUE_IDLE_MS    (300 * 1000)
 /* Swapped-out jobs: reads in flight per queue, and jobs looked at per take. */
-#define DL_LOAD_MAX      8
+#define DL_LOAD_MAX         8
 
 /* Gauges for the console's summary (sums over the delivery threads). */
 static unsigned dl_gauge_active;  /* jobs in active queues */
@@ -1066,23 +1069,35 @@ dl_route(struct dl_queue *q)
 
 /* ------------------------------------------------------------ running a queue */
 
-/* How many connections q may have now (queue limits and aggressiveness). */
+/* Connection_Allocation_Aggressiveness = "high" for q? */
+static bool
+dl_aggr_is_high(const struct dl_queue *q)
+{
+	const union sl_conf_val *aggr =
+		dl_opt(q, SL_OPT_CONNECTION_ALLOCATION_AGGRESSIVENESS, NULL);
+
+	return aggr != NULL && aggr->s != NULL && strcasecmp(aggr->s, "high") == 0;
+}
+
+/*
+ * How many connections q may have now, for its backlog (jobs waiting and
+ * in flight) and Max_Outbound_Connections: "high" one per job, "normal"
+ * one for every DL_AGGR_NORMAL_JOBS jobs, so a small backlog goes over a
+ * few reused connections and a large one still reaches the maximum (at
+ * the pace dl_queue_run allows "normal": one connection being set up at a
+ * time).
+ */
 static unsigned
 dl_conn_wanted(const struct dl_queue *q)
 {
 	int64_t max = dl_opt_int(q, SL_OPT_MAX_OUTBOUND_CONNECTIONS, 32);
-	const union sl_conf_val *aggr =
-		dl_opt(q, SL_OPT_CONNECTION_ALLOCATION_AGGRESSIVENESS, NULL);
-	size_t waiting = q->active_cnt;
+	uint64_t backlog = q->active_cnt + q->inflight_cnt;
 	uint64_t want;
 
-	if (aggr != NULL && strcasecmp(aggr->s, "high") == 0)
-		want = waiting; /* as many as there are jobs, at once */
+	if (dl_aggr_is_high(q))
+		want = backlog;
 	else
-		want = (waiting + 3) / 4; /* one more connection for every four waiting jobs */
-	want += q->inflight_cnt;
-	if (want == 0 && waiting > 0)
-		want = 1;
+		want = (backlog + DL_AGGR_NORMAL_JOBS - 1) / DL_AGGR_NORMAL_JOBS;
 	/* Connections to hosts with a Host stanza have that stanza's limit instead. */
 	if (max >= 0 && want > (uint64_t)max + (q->conn_cnt - q->plain_conn_cnt))
 		want = (uint64_t)max + (q->conn_cnt - q->plain_conn_cnt);
@@ -1188,6 +1203,7 @@ dl_queue_run(struct dl_queue *q)
 {
 	struct dl_thread *dt = q->dt;
 	unsigned opened = 0;
+	bool is_high;
 
 	SL_CHECK_OBJ(q, DL_QUEUE_MAGIC);
 	if (dt->is_stopping || q->active_cnt == 0)
@@ -1241,6 +1257,7 @@ dl_queue_run(struct dl_queue *q)
 	for (struct dl_conn *c = q->conns; c != NULL && q->active_cnt > 0; c = c->next)
 		if (c->is_idle)
 			dl_conn_feed(c);
+	is_high = dl_aggr_is_high(q);
 	while (q->active_cnt > 0 && q->conn_cnt < dl_conn_wanted(q) && opened < DL_OPEN_PER_RUN) {
 		const char *host = NULL;
 		const struct sockaddr_storage *a = dl_next_addr(q, &host);
@@ -1250,6 +1267,9 @@ dl_queue_run(struct dl_queue *q)
 			dl_opt(q, SL_OPT_OUTBOUND_THROTTLE_CONNECTIONS, NULL);
 		int64_t max = dl_opt_int(q, SL_OPT_MAX_OUTBOUND_CONNECTIONS, 32);
 
+		/* "normal": the next connection once the one before is established. */
+		if (!is_high && q->connecting_cnt > 0)
+			return;
 		if (a == NULL) {
 			if (q->conn_cnt == 0)
 				dl_queue_delay_all(
