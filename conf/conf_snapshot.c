@@ -909,6 +909,19 @@ security_warn(struct build *b)
 
 /* ------------------------------------------------------------------ snapshot */
 
+/*
+ * Atomic: built minus freed.  Builds run on the config thread, frees on
+ * liburcu's call_rcu thread; one add and one subtract per reload is cheap
+ * enough to keep in every build.
+ */
+static size_t snapshot_live_cnt;
+
+size_t
+sl_conf_snapshot_live_cnt(void)
+{
+	return __atomic_load_n(&snapshot_live_cnt, __ATOMIC_ACQUIRE);
+}
+
 static void
 snapshot_free(struct sl_rcuobj *obj)
 {
@@ -922,6 +935,7 @@ snapshot_free(struct sl_rcuobj *obj)
 	sl_conf_tree_free(s->tree);
 	sl_arena_free(&s->arena);
 	sl_free(s);
+	__atomic_fetch_sub(&snapshot_live_cnt, 1, __ATOMIC_RELEASE);
 }
 
 static void
@@ -960,6 +974,7 @@ sl_conf_snapshot_build(struct sl_conf_tree *tree, const char *base_dir, uint64_t
 	struct sl_conf_settings gset;
 	struct sl_conf_binding *bindings;
 
+	__atomic_fetch_add(&snapshot_live_cnt, 1, __ATOMIC_RELAXED);
 	s->magic = SL_CONF_SNAPSHOT_MAGIC;
 	s->generation = generation;
 	s->tree = tree;

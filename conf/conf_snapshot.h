@@ -181,6 +181,14 @@ struct sl_conf_snapshot *sl_conf_snapshot_build(struct sl_conf_tree *tree, const
 struct sl_conf_snapshot *sl_conf_load(const char *path, const char *base_dir, uint64_t generation,
 				      struct sl_conf_errors *errs);
 
+/*
+ * Snapshots built and not yet freed, in the whole process (a failed build
+ * counts until it frees itself before returning).  A free happens after a
+ * grace period, so call sl_rcu_barrier() first for an exact answer.  Tests
+ * use it to see a released snapshot really go; any thread, one atomic load.
+ */
+size_t sl_conf_snapshot_live_cnt(void);
+
 /* Drop the caller's reference (NULL is fine). */
 static inline void
 sl_conf_snapshot_put(struct sl_conf_snapshot *s)
