@@ -34,6 +34,7 @@
 #define SNAP_POISON 0xdeadbeefu
 #define SNAP_CNT    20000
 #define READERS     4
+#define SNAP_PACE   1000 /* the writer pauses 1 ms after this many publishes */
 
 struct snap {
 	unsigned magic;    /* SNAP_LIVE until free_fn poisons it */
@@ -206,6 +207,7 @@ test_free_after_grace_period(void **state)
 static struct {
 	struct sl_holder h;
 	struct snap **all;      /* every snapshot published, by gen */
+	unsigned started;       /* atomic: readers in their loop */
 	unsigned is_done;       /* atomic: writer finished */
 	unsigned bad[READERS];  /* per reader: poisoned or inconsistent sightings */
 	uint64_t gets[READERS]; /* per reader: references taken */
@@ -225,6 +227,7 @@ stress_reader(void *arg)
 	uint64_t last_gen = 0;
 
 	sl_rcu_register_thread();
+	__atomic_add_fetch(&st.started, 1, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&st.is_done, __ATOMIC_ACQUIRE)) {
 		s = snap_of(sl_holder_get(&st.h));
 		if (s == NULL)
@@ -257,9 +260,18 @@ stress_writer(void *arg)
 	unsigned i;
 
 	sl_rcu_register_thread();
+	/*
+	 * All the publishes take about 2 ms: without the wait and the pauses
+	 * the writer was often done before any reader ran (most runs under
+	 * ASan, some plain ones), and the test checked nothing.
+	 */
+	while (__atomic_load_n(&st.started, __ATOMIC_ACQUIRE) < READERS)
+		usleep(100);
 	for (i = 0; i < SNAP_CNT; i++) {
 		st.all[i] = snap_new(i + 1);
 		sl_holder_publish(&st.h, &st.all[i]->obj);
+		if ((i + 1) % SNAP_PACE == 0)
+			usleep(1000);
 	}
 	sl_holder_publish(&st.h, NULL);
 	__atomic_store_n(&st.is_done, 1, __ATOMIC_RELEASE);
@@ -290,6 +302,8 @@ test_stress_swap(void **state)
 			fail_msg("reader %u saw %u dead or torn snapshots", i, st.bad[i]);
 		gets += st.gets[i];
 	}
+	/* Readers that never got a snapshot would have checked nothing above. */
+	assert_true(gets > 0);
 	assert_int_equal(freed_now(), SNAP_CNT);
 	for (i = 0; i < SNAP_CNT; i++) {
 		if (st.all[i]->free_cnt != 1)
