@@ -249,6 +249,11 @@ main_reload_msg(char *msg, size_t msg_len)
 	pthread_mutex_unlock(&main_state.lock);
 	(void)sl_notify("RELOADING=1");
 	s = main_load(gen, &errs);
+	/* The files the configuration names are part of it: published before it. */
+	if (s != NULL && sl_deliver_conf_prepare(s, true, &errs) != 0) {
+		sl_conf_snapshot_put(s);
+		s = NULL;
+	}
 	if (s == NULL) {
 		(void)sl_notify("READY=1");
 		sl_log_err("configuration reload failed; still running generation %" PRIu64,
@@ -549,6 +554,11 @@ main(int argc, char **argv)
 	sl_deliver_conf_checks();
 
 	s = main_load(1, &errs);
+	if (s != NULL && sl_deliver_conf_prepare(s, !o->is_check && !o->is_dump, &errs) != 0) {
+		sl_conf_snapshot_put(s);
+		sl_rcu_barrier();
+		s = NULL;
+	}
 	if (s == NULL) {
 		sl_conf_errors_print(&errs, stderr);
 		fprintf(stderr, "sluiced: configuration %s is not valid\n",
@@ -626,6 +636,7 @@ main(int argc, char **argv)
 	sl_log_notice("sluiced stopping on signal %d", main_state.stop_signal);
 	sl_signal_stop();
 	main_stop_stages();
+	sl_deliver_conf_release();
 	sl_conf_publish(NULL);
 	sl_rcu_barrier();
 	sl_log_notice("sluiced stopped");

@@ -382,18 +382,25 @@ struct sl_bounce_rules;
 struct dl_rules;
 /*
  * The rule set (custom classes and override files of the bounce_classifier
- * block) for dt->snap: built once per snapshot and `refresh` interval and
- * shared by the delivery threads; valid until the next call on this thread
- * or dl_bounce_rules_drop.  Never NULL (an empty set without the block).
+ * block) to classify with on this thread: the one published for dt->snap
+ * (sl_deliver_conf_prepare), shared by the delivery threads.  When it is
+ * due (`refresh`), queues a rebuild on libuv's worker pool and goes on with
+ * the set it has until the new one is published; never reads a file.
+ * Valid until the next call on this thread or dl_bounce_rules_drop.  NULL
+ * (the built-in rules only) when nothing was published.  Loop thread.
  */
 const struct sl_bounce_rules *dl_bounce_rules(struct dl_thread *dt);
 /* Let go of the thread's rule set (thread fini). */
 void dl_bounce_rules_drop(struct dl_thread *dt);
 /*
- * Build a new rule set from the bounce_classifier block of `s` (reading its
- * files; problems are logged and the file left out).  Caller owns it.
+ * Build a new rule set from the bounce_classifier block of `s`, reading its
+ * files (blocks: never on a loop thread).  A file that cannot be read or
+ * has a bad line, or a bad custom class, is left out and reported: into
+ * errs (an error with the setting's file:line:col; a datasource query is a
+ * warning) or, with errs NULL, to the log.  Caller owns the result.
  */
-struct sl_bounce_rules *dl_bounce_rules_build(const struct sl_conf_snapshot *s);
+struct sl_bounce_rules *dl_bounce_rules_build(const struct sl_conf_snapshot *s,
+					      struct sl_conf_errors *errs);
 
 /* ---- deliver_shape.c: limits shared between threads */
 

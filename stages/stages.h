@@ -118,6 +118,22 @@ void sl_spool_stage_import_stop(void);
  */
 void sl_deliver_conf_checks(void);
 
+/*
+ * Read and compile what the delivery stage takes from files the
+ * configuration names (the bounce_classifier block's custom_classes and
+ * rules files) for snapshot `s`, before `s` is published.  Each unreadable
+ * file, bad rule line (as "FILE:LINE: reason") or bad custom class is an
+ * error in errs at the setting's file:line:col; a datasource query is a
+ * warning.  Returns 0, or -1 when it added errors (nothing is published:
+ * refuse `s`).  With is_publish, a good set becomes the one the delivery
+ * threads use with `s` (and later snapshots until the next publish).
+ * Config thread (main at start, the reload caller): reads files.
+ */
+int sl_deliver_conf_prepare(const struct sl_conf_snapshot *s, bool is_publish,
+			    struct sl_conf_errors *errs);
+/* Drop the published rule set (main, after the delivery stage stopped). */
+void sl_deliver_conf_release(void);
+
 /* Remember the delivery stage and register its counters (before it starts). */
 void sl_deliver_init(struct sl_stage *st);
 /*

@@ -8,9 +8,13 @@
  * before a global one, custom classes), leave out a file with a bad line
  * or a datasource query, read the system files only with
  * enable_system_updates, and be shared by the delivery threads: built once
- * per snapshot, rebuilt for a new one.
+ * per snapshot on the config thread (sl_deliver_conf_prepare, which
+ * refuses an unreadable file or a bad line with file:line), published
+ * before the snapshot, and read again every `refresh` seconds on libuv's
+ * worker pool while the loop goes on with the set it had.
  *
- * Threads: one.  Ownership: each test frees what it made.
+ * Threads: the test's (registered with RCU) and libuv's workers (the
+ * refresh).  Ownership: each test frees what it made.
  */
 #include "config.h"
 
@@ -29,8 +33,10 @@
 
 #include "conf/conf_snapshot.h"
 #include "engine/alloc.h"
+#include "engine/rcu.h"
 #include "proto/bounce.h"
 #include "stages/deliver_int.h"
+#include "stages/stages.h"
 
 static char tmp[] = "/tmp/sl-test-dlbounce-XXXXXX";
 
@@ -74,6 +80,21 @@ classify(const struct sl_bounce_rules *r, const char *text, const char *domain)
 	return sl_bounce_classify(r, &in, NULL);
 }
 
+/* Whether one of the list's diagnostics, formatted, contains every `want`. */
+static bool
+has_diag(const struct sl_conf_error *list, size_t cnt, const char *want1, const char *want2)
+{
+	for (size_t i = 0; i < cnt; i++) {
+		char *line = sl_conf_error_format(&list[i]);
+		bool is_it = strstr(line, want1) != NULL && strstr(line, want2) != NULL;
+
+		sl_free(line);
+		if (is_it)
+			return true;
+	}
+	return false;
+}
+
 static int
 setup(void **state)
 {
@@ -92,7 +113,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	const char *names[] = { "user.ovr", "system.ovr", "bad.ovr" };
+	const char *names[] = { "user.ovr", "system.ovr", "bad.ovr", "refresh.ovr" };
 	char path[256];
 
 	(void)state;
@@ -114,9 +135,11 @@ test_site_rules(void **state)
 		      "  system_smtp_classification_override = \"system.ovr\"\n"
 		      "}\n",
 		      1);
-	struct sl_bounce_rules *r = dl_bounce_rules_build(s);
+	struct sl_conf_errors errs = { 0 };
+	struct sl_bounce_rules *r = dl_bounce_rules_build(s, &errs);
 
 	(void)state;
+	assert_int_equal(errs.cnt + errs.warn_cnt, 0);
 	assert_int_equal(sl_bounce_rules_count(r), 3);
 	assert_string_equal(sl_bounce_rules_class_name(r, 99), "profanity");
 	/* A custom class by a wildcard rule, before the built-in table (5.7.1: 50). */
@@ -146,12 +169,18 @@ test_system_rules(void **state)
 		      "  system_smtp_classification_override = \"system.ovr\"\n"
 		      "}\n",
 		      1);
-	struct sl_bounce_rules *r = dl_bounce_rules_build(s);
+	struct sl_conf_errors errs = { 0 };
+	struct sl_bounce_rules *r = dl_bounce_rules_build(s, &errs);
 
 	(void)state;
-	/* The missing user file is left out; the system file counts. */
+	/* The missing user file is reported at its setting and left out; the system file counts. */
+	assert_int_equal(errs.cnt, 1);
+	assert_true(has_diag(errs.list, errs.cnt, "t.conf:3:3: ",
+			     "user_smtp_classification_overide: cannot read "
+			     "/nonexistent/user.ovr: No such file or directory"));
 	assert_int_equal(sl_bounce_rules_count(r), 1);
 	assert_int_equal(classify(r, "550 5.0.0 odd phrase zork here", "x.test"), 52);
+	sl_conf_errors_clear(&errs);
 	sl_bounce_rules_free(r);
 	sl_conf_snapshot_put(s);
 }
@@ -167,22 +196,86 @@ test_left_out(void **state)
 		      "  user_mdn_classification_overide = \":datasource:sqlite:SELECT 1\"\n"
 		      "}\n",
 		      1);
-	struct sl_bounce_rules *r = dl_bounce_rules_build(s);
+	struct sl_conf_errors errs = { 0 };
+	struct sl_bounce_rules *r = dl_bounce_rules_build(s, &errs);
+	char want[256];
 
 	(void)state;
 	assert_int_equal(sl_bounce_rules_count(r), 0);
 	assert_string_equal(sl_bounce_rules_class_name(r, 10), "Invalid Recipient");
 	assert_string_equal(sl_bounce_rules_class_name(r, 99), "profanity");
+	/* Each problem once, with where it is set and what is wrong. */
+	assert_int_equal(errs.cnt, 2);
+	assert_true(has_diag(errs.list, errs.cnt,
+			     "t.conf:2:", "custom class 10: a built-in or repeated code"));
+	snprintf(want, sizeof(want), "user_smtp_classification_overide: %s/bad.ovr:2: expected",
+		 tmp);
+	assert_true(has_diag(errs.list, errs.cnt, "t.conf:3:3: ", want));
+	assert_int_equal(errs.warn_cnt, 1);
+	assert_true(has_diag(errs.warn, errs.warn_cnt,
+			     "t.conf:4:3: ", "datasource queries are not supported"));
+	sl_conf_errors_clear(&errs);
+	sl_bounce_rules_free(r);
+	sl_conf_snapshot_put(s);
+
+	/* Without a list (a refresh), the same set, the problems logged. */
+	s = build("bounce_classifier {\n"
+		  "  user_smtp_classification_overide = \"bad.ovr\"\n"
+		  "}\n",
+		  1);
+	r = dl_bounce_rules_build(s, NULL);
+	assert_int_equal(sl_bounce_rules_count(r), 0);
 	sl_bounce_rules_free(r);
 	sl_conf_snapshot_put(s);
 
 	/* No block: an empty set. */
 	s = build("", 1);
-	r = dl_bounce_rules_build(s);
+	r = dl_bounce_rules_build(s, &errs);
+	assert_int_equal(errs.cnt + errs.warn_cnt, 0);
 	assert_int_equal(sl_bounce_rules_count(r), 0);
 	assert_int_equal(classify(r, "550 5.1.1 no such user", "x.test"), 10);
 	sl_bounce_rules_free(r);
 	sl_conf_snapshot_put(s);
+}
+
+static void
+test_prepare_refuses(void **state)
+{
+	struct sl_conf_snapshot *good = build("bounce_classifier {\n"
+					      "  custom_classes = [ 99 = \"profanity\" ]\n"
+					      "  user_smtp_classification_overide = \"user.ovr\"\n"
+					      "}\n",
+					      1);
+	struct sl_conf_snapshot *bad = build("bounce_classifier {\n"
+					     "  user_smtp_classification_overide = \"bad.ovr\"\n"
+					     "}\n",
+					     2);
+	struct sl_conf_errors errs = { 0 };
+	struct dl_thread a = { .snap = good };
+	const struct sl_bounce_rules *r;
+
+	(void)state;
+	/* Nothing published: the built-in rules. */
+	assert_null(dl_bounce_rules(&a));
+	/* A check (sluiced -t) publishes nothing. */
+	assert_int_equal(sl_deliver_conf_prepare(good, false, &errs), 0);
+	assert_null(dl_bounce_rules(&a));
+	assert_int_equal(sl_deliver_conf_prepare(good, true, &errs), 0);
+	assert_int_equal(errs.cnt, 0);
+	r = dl_bounce_rules(&a);
+	assert_non_null(r);
+	assert_int_equal(classify(r, "550 5.7.1 naughty words", "x.test"), 99);
+	/* A bad line refuses the snapshot with file:line and keeps the published set. */
+	assert_int_equal(sl_deliver_conf_prepare(bad, true, &errs), -1);
+	assert_int_equal(errs.cnt, 1);
+	assert_true(has_diag(errs.list, errs.cnt, "t.conf:2:3: ", "bad.ovr:2: expected"));
+	a.snap = bad;
+	assert_ptr_equal(dl_bounce_rules(&a), r);
+	sl_conf_errors_clear(&errs);
+	dl_bounce_rules_drop(&a);
+	sl_deliver_conf_release();
+	sl_conf_snapshot_put(good);
+	sl_conf_snapshot_put(bad);
 }
 
 static void
@@ -193,10 +286,12 @@ test_shared(void **state)
 				   "  user_smtp_classification_overide = \"user.ovr\"\n"
 				   "}\n";
 	struct sl_conf_snapshot *s1 = build(conf, 1), *s2 = build(conf, 2);
+	struct sl_conf_errors errs = { 0 };
 	struct dl_thread a = { .snap = s1 }, b = { .snap = s1 };
 	const struct sl_bounce_rules *ra, *rb;
 
 	(void)state;
+	assert_int_equal(sl_deliver_conf_prepare(s1, true, &errs), 0);
 	ra = dl_bounce_rules(&a);
 	rb = dl_bounce_rules(&b);
 	assert_non_null(ra);
@@ -204,29 +299,101 @@ test_shared(void **state)
 	assert_ptr_equal(ra, rb);
 	assert_ptr_equal(dl_bounce_rules(&a), ra);
 	assert_int_equal(classify(ra, "550 5.7.1 naughty words", "x.test"), 99);
-	/* A new snapshot: a new set, also shared. */
+	/* A reload publishes the next set before the snapshot... */
+	assert_int_equal(sl_deliver_conf_prepare(s2, true, &errs), 0);
+	/* ...a thread still on the old snapshot keeps the old set... */
+	assert_ptr_equal(dl_bounce_rules(&b), rb);
+	/* ...and one that took the new snapshot takes the new set, shared as well. */
 	a.snap = s2;
 	ra = dl_bounce_rules(&a);
 	assert_ptr_not_equal(ra, rb);
 	b.snap = s2;
 	assert_ptr_equal(dl_bounce_rules(&b), ra);
 	assert_int_equal(sl_bounce_rules_count(ra), 3);
+	/* A set of an older generation never replaces a newer one. */
+	assert_int_equal(sl_deliver_conf_prepare(s1, true, &errs), 0);
+	assert_ptr_equal(dl_bounce_rules(&a), ra);
 	dl_bounce_rules_drop(&a);
 	dl_bounce_rules_drop(&b);
 	assert_null(a.rules);
+	sl_deliver_conf_release();
 	sl_conf_snapshot_put(s1);
 	sl_conf_snapshot_put(s2);
+}
+
+static void
+test_refresh(void **state)
+{
+	struct sl_conf_snapshot *s =
+		build("bounce_classifier {\n"
+		      "  custom_classes = [ 98 = \"renamed\" 99 = \"profanity\" ]\n"
+		      "  user_smtp_classification_overide = \"refresh.ovr\"\n"
+		      "  refresh = 1\n"
+		      "}\n",
+		      1);
+	struct sl_conf_errors errs = { 0 };
+	uv_loop_t loop;
+	struct dl_thread a = { .snap = s }, b = { .snap = s };
+	const struct sl_bounce_rules *r0, *r1;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	a.loop = b.loop = &loop;
+	write_file("refresh.ovr", ",99,naughty words\n");
+	assert_int_equal(sl_deliver_conf_prepare(s, true, &errs), 0);
+	r0 = dl_bounce_rules(&a);
+	assert_int_equal(classify(r0, "550 5.7.1 naughty words", "x.test"), 99);
+
+	/* Not due yet: nothing is queued. */
+	write_file("refresh.ovr", ",98,naughty words\n");
+	assert_ptr_equal(dl_bounce_rules(&a), r0);
+	assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0);
+
+	/*
+	 * Due: the call queues the reading on the worker pool and returns the
+	 * set it had, although the file changed; the new one is published when
+	 * the loop runs the work's end.
+	 */
+	usleep(1100 * 1000);
+	assert_ptr_equal(dl_bounce_rules(&a), r0);
+	assert_int_equal(classify(dl_bounce_rules(&b), "550 5.7.1 naughty words", "x.test"), 99);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	r1 = dl_bounce_rules(&b);
+	assert_ptr_not_equal(r1, r0);
+	assert_int_equal(classify(r1, "550 5.7.1 naughty words", "x.test"), 98);
+	assert_ptr_equal(dl_bounce_rules(&a), r1);
+
+	/* A file gone bad between reloads: logged, its rules left out, no error to refuse. */
+	write_file("refresh.ovr", ",98,naughty words\nbroken line\n");
+	usleep(1100 * 1000);
+	assert_ptr_equal(dl_bounce_rules(&a), r1);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	r0 = dl_bounce_rules(&a);
+	assert_ptr_not_equal(r0, r1);
+	assert_int_equal(sl_bounce_rules_count(r0), 0);
+	assert_int_equal(classify(r0, "550 5.7.1 naughty words", "x.test"), 50);
+
+	dl_bounce_rules_drop(&a);
+	dl_bounce_rules_drop(&b);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	sl_deliver_conf_release();
+	sl_conf_snapshot_put(s);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_site_rules),
-		cmocka_unit_test(test_system_rules),
-		cmocka_unit_test(test_left_out),
-		cmocka_unit_test(test_shared),
+		cmocka_unit_test(test_site_rules), cmocka_unit_test(test_system_rules),
+		cmocka_unit_test(test_left_out),   cmocka_unit_test(test_prepare_refuses),
+		cmocka_unit_test(test_shared),     cmocka_unit_test(test_refresh),
 	};
+	int rc;
 
-	return cmocka_run_group_tests_name("deliver_bounce", tests, setup, teardown);
+	sl_rcu_register_thread();
+	rc = cmocka_run_group_tests_name("deliver_bounce", tests, setup, teardown);
+	/* Let the call_rcu thread free the sets (leak checkers look after this). */
+	sl_rcu_barrier();
+	sl_rcu_unregister_thread();
+	return rc;
 }
