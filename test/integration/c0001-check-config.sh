@@ -75,4 +75,36 @@ check "$T/inc.conf"
 is "$rc" 1 "a missing include exits 1"
 like "$out" "inc.conf:1:[0-9]+: .*missing.conf" "and points at the include"
 
+# bounce_classifier rules files are part of the configuration: checked by -t
+printf ',10,no such user\nexample.com,abc,mailbox unavailable\n' >"$T/bad.ovr"
+printf ',10,no such user\n' >"$T/good.ovr"
+printf '10,no such user\n' >"$T/mdn.ovr"
+# (the system_* options are paths: a relative one is taken from the state directory)
+cat >"$T/rules.conf" <<EOF2
+bounce_classifier {
+  user_smtp_classification_overide = "good.ovr"
+  user_mdn_classification_overide = "missing.ovr"
+  system_smtp_classification_override = "$T/bad.ovr"
+}
+EOF2
+check "$T/rules.conf"
+is "$rc" 1 "a missing rules file exits 1"
+like "$out" "rules.conf:3:3: bounce_classifier: user_mdn_classification_overide: cannot read .*/missing.ovr: No such file" \
+	"the missing file is reported at its setting, with its path and the reason"
+unlike "$out" "bad.ovr" "system files are not read without enable_system_updates"
+sed -i -e 's/missing.ovr/mdn.ovr/' -e '1a\
+  enable_system_updates = 1' "$T/rules.conf"
+check "$T/rules.conf"
+is "$rc" 1 "a rules file with a bad line exits 1"
+like "$out" "rules.conf:5:3: bounce_classifier: system_smtp_classification_override: .*/bad.ovr:2: bounce code \"abc\" is not a number" \
+	"with enable_system_updates the system file is read: its bad line is reported as file:line"
+printf ',10,no such user\n' >"$T/bad.ovr"
+check "$T/rules.conf"
+is "$rc" 0 "good rules files pass"
+sed -i 's/"mdn.ovr"/":datasource:sqlite:SELECT 1"/' "$T/rules.conf"
+check "$T/rules.conf"
+is "$rc" 0 "a datasource query passes"
+like "$out" "rules.conf:[0-9]+:3: warning: bounce_classifier: .*datasource queries are not supported" \
+	"... with a warning that it is ignored"
+
 done_testing

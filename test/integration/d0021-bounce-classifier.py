@@ -13,9 +13,13 @@ local part.  sluiced has a bounce_classifier block with a custom class (99
   - a reply no rule matches keeps its built-in class (10);
   - after the file is changed and the configuration reloaded, the new
     snapshot's rules apply (98 "renamed"), so rules are compiled per
-    snapshot rather than once at start.
+    snapshot rather than once at start;
+  - a reload while the file has a bad line is refused with the file and
+    line in the paniclog, and the running rules stay (98).
 """
 import os
+import re
+import signal
 import sys
 
 sys.dont_write_bytecode = True
@@ -96,6 +100,20 @@ seen = []
 b = t.wait_for(lambda: probe('reject', 'strict.test', 10))
 ok(b is not None, 'after the reload the dropped strict.test rule no longer applies: class 10',
    *seen)
+
+# A bad rule line refuses the reload: file:line and reason in the paniclog, old rules kept.
+with open(d.path('rules.ovr'), 'w') as f:
+    f.write(',98,naughty words\nstrict.test,abc,user unknown\n')
+d.proc.send_signal(signal.SIGHUP)
+refused = t.wait_for(lambda: re.search(
+    r'reload failed; still running generation 2\b.*\n.*: bounce_classifier: '
+    r'user_smtp_classification_overide: \S*rules\.ovr:2: bounce code "abc" is not a number',
+    d.paniclog()))
+ok(refused, 'a reload with a bad rule line is refused, with the file:line and the reason',
+   d.paniclog()[-2000:])
+b = bounce_of('profane-kept@dest.test', 'after the refused reload')
+ok(b is not None and b.code == 98, '... and the running rules still classify (class 98)', b)
+ok(not re.search(r'generation 3\b', d.paniclog()), '... and generation 2 still runs')
 
 d.stop()
 t.done()
