@@ -15,7 +15,10 @@ local part.  sluiced has a bounce_classifier block with a custom class (99
     snapshot's rules apply (98 "renamed"), so rules are compiled per
     snapshot rather than once at start;
   - a reload while the file has a bad line is refused with the file and
-    line in the paniclog, and the running rules stay (98).
+    line in the paniclog, and the running rules stay (98);
+  - with refresh = 1 the file is read again without a reload (in the
+    background): a changed rule applies (97 "refreshed"), and a bad line
+    written later is logged with file:line and the file's rules left out.
 """
 import os
 import re
@@ -45,11 +48,11 @@ Generate_Bounces = false
 bounce_classifier {
   custom_classes = [ %%s ]
   user_smtp_classification_overide = "rules.ovr"
-}
+%%s}
 ''' % (' '.join('"%s"' % x for x in DOMAINS), dns.resolv_conf()) + \
     t.listener('127.0.0.1:%d' % P, t.ESC_ACL)
 
-d = t.Sluiced(CONF % '99 = "profanity"')
+d = t.Sluiced(CONF % ('99 = "profanity"', ''))
 with open(d.path('rules.ovr'), 'w') as f:
     f.write('# site rules\n'
             ',99,naughty|words\n'
@@ -81,7 +84,7 @@ ok(b is not None and b.code == 10,
 # A new snapshot reads the rules again.
 with open(d.path('rules.ovr'), 'w') as f:
     f.write(',98,naughty words\n')
-ok(d.reload(CONF % '98 = "renamed"'), 'reload with changed rules and classes')
+ok(d.reload(CONF % ('98 = "renamed"', '')), 'reload with changed rules and classes')
 # A delivery thread takes the new snapshot at its next tick: probe until it has.
 seen = []
 
@@ -114,6 +117,27 @@ ok(refused, 'a reload with a bad rule line is refused, with the file:line and th
 b = bounce_of('profane-kept@dest.test', 'after the refused reload')
 ok(b is not None and b.code == 98, '... and the running rules still classify (class 98)', b)
 ok(not re.search(r'generation 3\b', d.paniclog()), '... and generation 2 still runs')
+
+# refresh: read again in the background, without a reload.
+with open(d.path('rules.ovr'), 'w') as f:
+    f.write(',98,naughty words\n')
+ok(d.reload(CONF % ('97 = "refreshed" 98 = "renamed"', '  refresh = 1\n')),
+   'reload with refresh = 1: generation 3')
+with open(d.path('rules.ovr'), 'w') as f:
+    f.write(',97,naughty words\n')
+seen = []
+b = t.wait_for(lambda: probe('profane', 'dest.test', 97))
+ok(b is not None, 'the changed file applies after a refresh, without a reload: class 97', *seen)
+ok(all(x is not None and x.code in (97, 98) for x in seen),
+   '... and every bounce meanwhile had the old class or the new one', *seen)
+with open(d.path('rules.ovr'), 'w') as f:
+    f.write(',97,naughty words\nnot a rule\n')
+ok(t.wait_for(lambda: probe('profane', 'dest.test', 50) and re.search(
+    r'bounce_classifier: user_smtp_classification_overide: \S*rules\.ovr:2: expected '
+    r'domain,bounce_code,rule \(its rules are not used\)', d.paniclog())),
+   'a file gone bad between reloads: logged with file:line at the refresh, its rules '
+   'left out (class 50 again)', d.paniclog()[-1500:])
+ok(not re.search(r'generation 4\b', d.paniclog()), '... all on generation 3')
 
 d.stop()
 t.done()
