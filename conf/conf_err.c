@@ -70,6 +70,16 @@ sl_conf_warning_add(struct sl_conf_errors *errs, const struct sl_conf_loc *loc, 
 	va_end(ap);
 }
 
+void
+sl_conf_notice_add(struct sl_conf_errors *errs, const struct sl_conf_loc *loc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err_vadd(&errs->note, &errs->note_cnt, &errs->note_cap, loc, fmt, ap);
+	va_end(ap);
+}
+
 char *
 sl_conf_error_format(const struct sl_conf_error *e)
 {
@@ -107,6 +117,12 @@ sl_conf_warnings_print(const struct sl_conf_errors *errs, FILE *out)
 	err_print(errs->warn, errs->warn_cnt, "warning: ", out);
 }
 
+void
+sl_conf_notices_print(const struct sl_conf_errors *errs, FILE *out)
+{
+	err_print(errs->note, errs->note_cnt, "", out);
+}
+
 static void
 err_free(struct sl_conf_error *list, size_t cnt)
 {
@@ -122,5 +138,6 @@ sl_conf_errors_clear(struct sl_conf_errors *errs)
 {
 	err_free(errs->list, errs->cnt);
 	err_free(errs->warn, errs->warn_cnt);
+	err_free(errs->note, errs->note_cnt);
 	memset(errs, 0, sizeof(*errs));
 }

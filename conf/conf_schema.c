@@ -31,7 +31,19 @@ const struct sl_conf_option sl_conf_options[SL_OPT__COUNT] = {
 		.scopes = scopes_,                                      \
 		.summary = summary_,                                    \
 	},
+#define SL_OPT_NOEFFECT(id_, name_, type_, constraint_, def_, scopes_, summary_, reason_) \
+	[SL_OPT_##id_] = {                                                                \
+		.id = SL_OPT_##id_,                                                       \
+		.name = name_,                                                            \
+		.type = type_,                                                            \
+		.constraint = constraint_,                                                \
+		.def = def_,                                                              \
+		.scopes = scopes_,                                                        \
+		.summary = summary_,                                                      \
+		.noeffect = reason_,                                                      \
+	},
 #include "conf/conf_options.def"
+#undef SL_OPT_NOEFFECT
 #undef SL_OPT
 };
 

@@ -70,8 +70,10 @@ enum sl_conf_scope {
 #define SL_S_OUTBOUND (SL_S_GLOBAL | SL_S_BINDING_GROUP | SL_S_BINDING | SL_S_DOMAIN)
 
 enum sl_opt {
-#define SL_OPT(id, name, type, constraint, def, scopes, summary) SL_OPT_##id,
+#define SL_OPT(id, name, type, constraint, def, scopes, summary)                  SL_OPT_##id,
+#define SL_OPT_NOEFFECT(id, name, type, constraint, def, scopes, summary, reason) SL_OPT_##id,
 #include "conf/conf_options.def"
+#undef SL_OPT_NOEFFECT
 #undef SL_OPT
 	SL_OPT__COUNT
 };
@@ -84,6 +86,12 @@ struct sl_conf_option {
 	const char *def;        /* default as configuration text; NULL: unset */
 	unsigned scopes;        /* enum sl_conf_scope bits */
 	const char *summary;    /* one line for `sluiced -T` and the man page check */
+	/*
+	 * Why setting the option does nothing in sluice (an SL_OPT_NOEFFECT
+	 * row): it is accepted so that Momentum configurations load, and each
+	 * setting gets a notice (conf_err.h).  NULL: the option takes effect.
+	 */
+	const char *noeffect;
 };
 
 /* The table, indexed by enum sl_opt. */

@@ -254,6 +254,12 @@ build_setting(struct build *b, unsigned scope, const char *name, const struct sl
 		return;
 	}
 	build_check(b, o, value, &set->v);
+	/* Accepted so that Momentum configurations load; the reader should not think it works. */
+	if (o->noeffect != NULL)
+		sl_conf_notice_add(
+			b->errs, loc,
+			"%s is accepted for compatibility and has no effect in sluice (%s)",
+			o->name, o->noeffect);
 }
 
 int

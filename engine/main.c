@@ -282,6 +282,12 @@ main_reload_msg(char *msg, size_t msg_len)
 		sl_log_warn("%s", line);
 		sl_free(line);
 	}
+	for (size_t i = 0; i < errs.note_cnt; i++) {
+		char *line = sl_conf_error_format(&errs.note[i]);
+
+		sl_log_notice("%s", line);
+		sl_free(line);
+	}
 	sl_conf_errors_clear(&errs);
 	main_prepare_dirs(s);
 	sl_eclog_open(s);
@@ -567,6 +573,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	sl_conf_warnings_print(&errs, stderr);
+	sl_conf_notices_print(&errs, stderr);
 	sl_conf_errors_clear(&errs);
 	if (o->is_check || o->is_dump) {
 		if (o->is_dump)

@@ -40,7 +40,7 @@ if [ ! -r "$def" ] || [ ! -r "$man" ]; then
 fi
 
 # Names, lower-cased, one per line, sorted (repeats kept).
-sed -n 's/^SL_OPT([A-Za-z0-9_]*, *"\([^"]*\)".*/\1/p' "$def" |
+sed -n 's/^SL_OPT\(_NOEFFECT\)\{0,1\}([A-Za-z0-9_]*, *"\([^"]*\)".*/\2/p' "$def" |
 	tr '[:upper:]' '[:lower:]' | LC_ALL=C sort >"$tmp/def"
 awk '
 	/^\.Sh / { in_opts = ($2 == "OPTIONS"); next }

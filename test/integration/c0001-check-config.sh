@@ -107,4 +107,15 @@ is "$rc" 0 "a datasource query passes"
 like "$out" "rules.conf:[0-9]+:3: warning: bounce_classifier: .*datasource queries are not supported" \
 	"... with a warning that it is ignored"
 
+# an option accepted only for compatibility: valid, with one notice naming its place
+printf 'Retry_Interval = 60\n  Use_MMAP = true\nDomain "a.test" { TLS = required }\n' >"$T/noeffect.conf"
+"$SLUICED" -t -c "$T/noeffect.conf" >"$T/ne.out" 2>"$T/ne.err"
+is "$?" 0 "options without effect in sluice do not make a configuration invalid"
+is "$(grep -c 'is accepted for compatibility' "$T/ne.err")" 2 "sluiced -t prints one notice per such setting"
+like "$(cat "$T/ne.err")" '^.*noeffect.conf:2:3: Use_MMAP is accepted for compatibility and has no effect in sluice \(sluice does not map spool files into memory\)$' "the notice gives file:line:col, the name and why"
+like "$(cat "$T/ne.err")" 'noeffect.conf:3:19: TLS is accepted for compatibility' "a setting inside a Domain stanza gets its own notice"
+printf 'Retry_Interval = 60\ncontrol_listener_timeout = 30\n' >"$T/effect.conf"
+"$SLUICED" -t -c "$T/effect.conf" >"$T/e.out" 2>"$T/e.err"
+is "$(cat "$T/e.err")" "" "options sluice reads give no notice"
+
 done_testing

@@ -596,6 +596,156 @@ test_builtin_default(void **state)
 	sl_conf_snapshot_put(s);
 }
 
+/* Line and column (1-based) of `what` in `text`, which must hold it. */
+static struct sl_conf_loc
+loc_of(const char *text, const char *what)
+{
+	const char *at = strstr(text, what);
+	struct sl_conf_loc l = { "t.conf", 1, 1 };
+
+	assert_non_null(at);
+	for (const char *p = text; p < at; p++) {
+		l.col++;
+		if (*p == '\n') {
+			l.line++;
+			l.col = 1;
+		}
+	}
+	return l;
+}
+
+/*
+ * A configuration that sets option `o` once, with a valid value, in the
+ * first scope of its row that this test knows how to write.
+ */
+static char *
+noeffect_text(const struct sl_conf_option *o)
+{
+	char *v, *text = NULL;
+
+	if (o->def != NULL)
+		v = sl_asprintf("\"%s\"", o->def);
+	else if (o->type == SL_T_INT || o->type == SL_T_SIZE || o->type == SL_T_SECONDS)
+		v = sl_strdup("20000");
+	else if (o->type == SL_T_LIST)
+		v = sl_strdup("( a.test \"*.b.test\" )");
+	else
+		v = sl_strdup("\"/x\"");
+	if (o->scopes & SL_S_GLOBAL)
+		text = sl_asprintf("# only %s\n  %s = %s\n", o->name, o->name, v);
+	else if (o->scopes & SL_S_THREADPOOL)
+		text = sl_asprintf("ThreadPool \"p\" {\n  Concurrency = 1\n  %s = %s\n}\n", o->name,
+				   v);
+	else if (o->scopes & SL_S_EC_LOGGER)
+		text = sl_asprintf("ec_logger {\n  %s = %s\n}\n", o->name, v);
+	else if (o->scopes & SL_S_PERSONALITY)
+		text = sl_asprintf(
+			"ESMTP_Listener = ( 127.0.0.1:25 127.0.0.1:26 [\n  0.0.0.0/0 = ( "
+			"personality [ idle_time = 30 %s = %s ] )\n] )\n",
+			o->name, v);
+	else
+		fail_msg("no configuration text for %s's scopes %#x", o->name, o->scopes);
+	sl_free(v);
+	return text;
+}
+
+/*
+ * Every option flagged as having no effect (SL_OPT_NOEFFECT) loads, and
+ * each setting of it gives exactly one notice naming it, its place and why;
+ * sluiced -t and start-up print these.
+ */
+static void
+test_noeffect_notices(void **state)
+{
+	size_t flagged = 0;
+
+	for (size_t i = 0; i < SL_OPT__COUNT; i++) {
+		const struct sl_conf_option *o = &sl_conf_options[i];
+		struct sl_conf_errors errs = { 0 };
+		struct sl_conf_snapshot *s;
+		struct sl_conf_loc l;
+		char *text, *got, *want, *needle;
+
+		if (o->noeffect == NULL)
+			continue;
+		flagged++;
+		assert_true(strlen(o->noeffect) > 0);
+		text = noeffect_text(o);
+		s = build(text, &errs);
+		if (s == NULL)
+			sl_conf_errors_print(&errs, stderr);
+		assert_non_null(s);
+		assert_int_equal(errs.cnt, 0);
+		assert_int_equal(errs.warn_cnt, 0);
+		if (errs.note_cnt != 1)
+			fail_msg("%s: %zu notices for one setting", o->name, errs.note_cnt);
+		/* The notice points at the name where it is set (not in the comment). */
+		needle = sl_asprintf(" %s =", o->name);
+		l = loc_of(text, needle);
+		l.col++;
+		sl_free(needle);
+		got = sl_conf_error_format(&errs.note[0]);
+		want = sl_asprintf("t.conf:%u:%u: %s is accepted for compatibility and has no "
+				   "effect in sluice (%s)",
+				   l.line, l.col, o->name, o->noeffect);
+		assert_string_equal(got, want);
+		sl_free(got);
+		sl_free(want);
+		sl_free(text);
+		sl_conf_errors_clear(&errs);
+		sl_conf_snapshot_put(s);
+	}
+	/* TLS and its kind: STARTTLS is not built; the list must not silently empty. */
+	assert_true(flagged >= 6);
+	assert_non_null(sl_conf_options[SL_OPT_TLS].noeffect);
+}
+
+/* A flagged option set in two scopes gives a notice for each; read options give none. */
+static void
+test_noeffect_scopes(void **state)
+{
+	static const char text[] =
+		"Retry_Interval = 60\n"
+		"Domain \"a.test\" { Retry_Interval = 5 TLS = required }\n"
+		"Binding \"b\" { TLS = ifavailable Max_Outbound_Connections = 3 }\n"
+		"ThreadPool \"Spool\" { Concurrency = 2 }\n"
+		"ec_logger { mainlog = \"/m.ec\" }\n"
+		"ESMTP_Listener = ( 127.0.0.1:25 [\n"
+		"  0.0.0.0/0 = ( personality [ idle_time = 30 ] ) ] )\n";
+	struct sl_conf_errors errs = { 0 };
+	struct sl_conf_snapshot *s = build(text, &errs);
+	char *line;
+
+	assert_non_null(s);
+	assert_int_equal(errs.cnt, 0);
+	assert_int_equal(errs.note_cnt, 2);
+	line = sl_conf_error_format(&errs.note[0]);
+	assert_string_equal(line, "t.conf:2:38: TLS is accepted for compatibility and has no "
+				  "effect in sluice (outbound STARTTLS is not built yet)");
+	sl_free(line);
+	line = sl_conf_error_format(&errs.note[1]);
+	assert_non_null(strstr(line, "t.conf:3:15: TLS is accepted for compatibility"));
+	sl_free(line);
+	sl_conf_errors_clear(&errs);
+	sl_conf_snapshot_put(s);
+
+	/* Without them: options sluice reads give no notice anywhere. */
+	s = build("Retry_Interval = 60\n"
+		  "Domain \"a.test\" { Retry_Interval = 5 }\n"
+		  "ThreadPool \"Spool\" { Concurrency = 2 }\n"
+		  "ec_logger { mainlog = \"/m.ec\" }\n"
+		  "control_listener_timeout = 30\n"
+		  "tcp_buffer_size = 16k\n"
+		  "ESMTP_Listener = ( 127.0.0.1:25 [\n"
+		  "  0.0.0.0/0 = ( personality [ idle_time = 30 ] ) ] )\n",
+		  &errs);
+	assert_non_null(s);
+	assert_int_equal(errs.cnt, 0);
+	assert_int_equal(errs.note_cnt, 0);
+	sl_conf_errors_clear(&errs);
+	sl_conf_snapshot_put(s);
+}
+
 static int
 teardown(void **state)
 {
@@ -615,6 +765,7 @@ main(void)
 		cmocka_unit_test(test_all_errors),      cmocka_unit_test(test_print_fixed_point),
 		cmocka_unit_test(test_builtin_default), cmocka_unit_test(test_group_named_inside),
 		cmocka_unit_test(test_group_twice),     cmocka_unit_test(test_security_warnings),
+		cmocka_unit_test(test_noeffect_notices), cmocka_unit_test(test_noeffect_scopes),
 	};
 
 	return cmocka_run_group_tests_name("conf_snapshot", tests, NULL, teardown);
