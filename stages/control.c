@@ -17,6 +17,10 @@
  * comes.  The control stage stops before those stages, and drains the
  * gathers still running in its thread_fini.
  *
+ * control_listener_timeout closes a session whose client has sent nothing
+ * for that many seconds, unless a command of it is still being answered;
+ * the once-a-second rate timer checks, so the bound is exact to a second.
+ *
  * The acctlog (stages/eclog.h) gets an N record when a client connects
  * (the ACL's ALWAYS-ALLOW admits it or not) and a Z record for each
  * command; a Unix-socket client is named by its uid (SO_PEERCRED).
@@ -70,6 +74,7 @@ struct ctl_session {
 	bool is_quitting;      /* close once the replies are out */
 	bool is_refused;       /* the ACL gives no ALWAYS-ALLOW: the first command is refused */
 	struct ctl_wait *wait; /* a command answered later (queues): lines wait behind it */
+	uint64_t active_ms;    /* uv_now() when the client last sent bytes, or connected */
 	struct ctl_session *prev, *next; /* the thread's sessions */
 	struct sl_listener_rt *lrt;
 	struct sl_conf_snapshot *snap;
@@ -97,6 +102,9 @@ static struct {
 } ctl_rate;
 static struct ctl_session *ctl_sessions; /* the loop thread's only */
 
+static void ctl_close(struct ctl_session *cs);
+static void ctl_idle_sweep(uv_loop_t *loop);
+
 void
 sl_control_set_hooks(const struct sl_control_hooks *h)
 {
@@ -122,6 +130,7 @@ ctl_rate_cb(uv_timer_t *t)
 	ctl_rate.next = (ctl_rate.next + 1) % CTL_RATE_SLOTS;
 	if (ctl_rate.cnt < CTL_RATE_SLOTS)
 		ctl_rate.cnt++;
+	ctl_idle_sweep(t->loop);
 }
 
 /* Per second over the samples kept (up to a minute): the newest minus the oldest. */
@@ -630,6 +639,25 @@ ctl_drive(struct ctl_session *cs)
 	}
 }
 
+/* control_listener_timeout: close the sessions idle that long (0: never). */
+static void
+ctl_idle_sweep(uv_loop_t *loop)
+{
+	uint64_t now = uv_now(loop);
+
+	for (struct ctl_session *cs = ctl_sessions; cs != NULL; cs = cs->next) {
+		int64_t timeout = sl_conf_int(cs->snap, SL_OPT_CONTROL_LISTENER_TIMEOUT);
+
+		if (timeout <= 0 || cs->is_closing || cs->wait != NULL || cs->is_writing ||
+		    now - cs->active_ms < (uint64_t)timeout * 1000)
+			continue;
+		sl_log_notice("console session %s: closed after %" PRId64
+			      " seconds idle (control_listener_timeout)",
+			      cs->id, timeout);
+		ctl_close(cs);
+	}
+}
+
 static void
 ctl_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -647,6 +675,7 @@ ctl_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	SL_CHECK_OBJ(cs, CTL_SESSION_MAGIC);
 	if (nread > 0) {
 		cs->in.len += (size_t)nread;
+		cs->active_ms = uv_now(s->loop);
 		ctl_drive(cs);
 	} else if (nread < 0) {
 		ctl_close(cs);
@@ -716,6 +745,7 @@ ctl_session_start(struct sl_thread *t, struct sl_session_new_ev *ev)
 		rc = uv_tcp_open(&cs->h.tcp, ev->fd);
 	}
 	cs->h.handle.data = cs;
+	cs->active_ms = uv_now(loop);
 	sl_free(ev);
 	if (rc != 0 || uv_read_start(&cs->h.stream, ctl_alloc_cb, ctl_read_cb) != 0) {
 		sl_log_err("console session %s: cannot use the connection", cs->id);
