@@ -26,6 +26,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -692,6 +693,31 @@ dl_conn_connect_cb(uv_connect_t *req, int status)
 }
 
 /* Bind the socket to the binding's Bind_Address (when it is not "*" and fits the family). */
+/*
+ * tcp_buffer_size: Momentum's upper bound on the socket buffers of an
+ * outbound connection.  Set on the new socket before it connects, so the
+ * receive window offered in the SYN already respects it; a fixed size also
+ * turns off the kernel's autotuning, which could grow past it.  (Linux
+ * doubles the value for its bookkeeping, as socket(7) says.)
+ */
+static int
+dl_conn_buffers(struct dl_conn *c)
+{
+	const union sl_conf_val *v = dl_opt(c->q, SL_OPT_TCP_BUFFER_SIZE, NULL);
+	int size;
+	int rc;
+
+	if (v == NULL || v->i <= 0)
+		return 0;
+	size = v->i > INT_MAX / 2 ? INT_MAX / 2 : (int)v->i;
+	rc = uv_send_buffer_size((uv_handle_t *)&c->tcp, &size);
+	if (rc == 0) {
+		size = v->i > INT_MAX / 2 ? INT_MAX / 2 : (int)v->i;
+		rc = uv_recv_buffer_size((uv_handle_t *)&c->tcp, &size);
+	}
+	return rc;
+}
+
 static int
 dl_conn_bind(struct dl_conn *c)
 {
@@ -752,7 +778,10 @@ dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char
 			  sizeof(c->ip));
 	c->smtp = is_ecs ? NULL : sl_smtp_client_new(&conf);
 	c->ecs = is_ecs ? dl_ecs_new() : NULL;
-	uv_tcp_init(dt->loop, &c->tcp);
+	/* The socket now (not at connect), so its buffers can be sized first. */
+	rc = uv_tcp_init_ex(dt->loop, &c->tcp, addr->ss_family);
+	if (rc != 0)
+		uv_tcp_init(dt->loop, &c->tcp); /* no socket (EMFILE...): a handle to close */
 	uv_timer_init(dt->loop, &c->timer);
 	c->tcp.data = c;
 	c->timer.data = c;
@@ -768,7 +797,10 @@ dl_conn_open(struct dl_queue *q, const struct sockaddr_storage *addr, const char
 	sl_group_add(q->group, SL_GS_OUT_ASSOC, 1);
 	sl_group_add(q->group, SL_GS_OUT_ASSOC_TOTAL, 1);
 	c->creq.data = c;
-	rc = dl_conn_bind(c);
+	if (rc == 0)
+		rc = dl_conn_buffers(c);
+	if (rc == 0)
+		rc = dl_conn_bind(c);
 	if (rc == 0)
 		rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)addr,
 				    dl_conn_connect_cb);
