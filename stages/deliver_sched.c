@@ -469,6 +469,28 @@ dl_job_unstore(struct dl_job *job)
 	job->group = NULL;
 }
 
+/*
+ * drop_body_after_trans_fail: a message that keeps failing transiently
+ * should not hold its body in memory for the hours it may wait; after that
+ * many transient attempts the content is dropped (when the job is its only
+ * holder) and read back from the spool before the next attempt, as
+ * Max_Resident_Active_Queue does.  0 drops it at the first.
+ */
+static void
+dl_job_drop_body(struct dl_queue *q, struct dl_job *job)
+{
+	struct sl_msg *m = job->msg;
+	int64_t after = dl_opt_int(q, SL_OPT_DROP_BODY_AFTER_TRANS_FAIL, 3);
+
+	if (m->is_swapped || m->loc.length == 0 || (int64_t)job->retries < after ||
+	    __atomic_load_n(&m->refs, __ATOMIC_ACQUIRE) != 1)
+		return;
+	sl_msg_swap_out(m);
+	sl_log_debug("message %s: content dropped from memory after %u transient failures "
+		     "(drop_body_after_trans_fail)",
+		     m->qid, job->retries);
+}
+
 uint64_t
 dl_retry_wait_s(int64_t base, int64_t max_interval, unsigned retries, int64_t expire, int64_t age)
 {
@@ -495,6 +517,7 @@ dl_job_delay(struct dl_thread *dt, struct dl_job *job)
 	uint64_t wait_s;
 
 	job->retries++;
+	dl_job_drop_body(q, job);
 	wait_s = dl_retry_wait_s(dl_opt_int(q, SL_OPT_RETRY_INTERVAL, 1200),
 				 dl_opt_int(q, SL_OPT_MAX_RETRY_INTERVAL, 43200), job->retries,
 				 dl_opt_int(q, SL_OPT_MESSAGE_EXPIRATION, 86400),
