@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""d0015-drop-body: drop_body_after_trans_fail frees the body of a message
+"""d0024-drop-body: drop_body_after_trans_fail frees the body of a message
 that keeps failing transiently.
 
 A receiver answers 451 to every recipient at first; Retry_Interval = 1.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""c0008-console-timeout: control_listener_timeout closes idle console sessions.
+"""c0009-console-timeout: control_listener_timeout closes idle console sessions.
 
 sluiced with control_listener_timeout = 2 and a Control_Listener on a Unix
 socket:

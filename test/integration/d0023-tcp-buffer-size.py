@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""d0014-tcp-buffer-size: tcp_buffer_size sizes the buffers of outbound sockets.
+"""d0023-tcp-buffer-size: tcp_buffer_size sizes the buffers of outbound sockets.
 
 sluiced relays to a receiver on 127.0.0.2:2525 and keeps the connection
 open for idle_timeout afterwards; ss -tm shows the socket's buffers
