@@ -26,6 +26,7 @@
 
 #include "conf/conf_default.h"
 #include "conf/conf_int.h"
+#include "conf/conf_security.h"
 #include "engine/alloc.h"
 #include "engine/assert.h"
 
@@ -1046,6 +1047,12 @@ sl_conf_snapshot_build(struct sl_conf_tree *tree, const char *base_dir, uint64_t
 	s->regex_cnt = b.regexes.cnt;
 	memset(&b.regexes, 0, sizeof(b.regexes));
 	build_free_partial(&b);
+	{
+		struct sl_priv priv = { 0 };
+
+		(void)sl_conf_security(s, &priv, errs);
+		sl_priv_clear(&priv);
+	}
 	if (errs->cnt > b.errs_before) {
 		/* Never published: no reader can hold it, free it now. */
 		snapshot_free(&s->obj);
