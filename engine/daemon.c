@@ -115,17 +115,31 @@ sl_pidfile_update(void)
 	return pidfile_fd < 0 ? 0 : pidfile_write(pidfile_fd);
 }
 
-void
+int
+sl_pidfile_chown(uid_t uid, gid_t gid)
+{
+	return pidfile_fd < 0 || fchown(pidfile_fd, uid, gid) == 0 ? 0 : -errno;
+}
+
+int
 sl_pidfile_remove(void)
 {
+	int rc = 0;
+
 	if (pidfile_fd >= 0) {
 		/* Unlink while still locked, so no one can lock the name in between. */
-		unlink(pidfile_path);
+		if (unlink(pidfile_path) != 0 && errno != ENOENT) {
+			rc = -errno;
+			/* An empty file with no lock is stale to the next sl_pidfile_create. */
+			if (ftruncate(pidfile_fd, 0) != 0)
+				rc = -errno;
+		}
 		close(pidfile_fd);
 		pidfile_fd = -1;
 		sl_free(pidfile_path);
 		pidfile_path = NULL;
 	}
+	return rc;
 }
 
 int
@@ -226,7 +240,7 @@ sl_notify(const char *state)
 }
 
 int
-sl_mkdir_p(const char *path, mode_t mode)
+sl_mkdir_p(const char *path, mode_t mode, uid_t uid, gid_t gid)
 {
 	struct stat sb;
 	char *copy, *p, saved;
@@ -246,7 +260,12 @@ sl_mkdir_p(const char *path, mode_t mode)
 		}
 		saved = *p;
 		*p = '\0';
-		if (mkdir(copy, mode) < 0) {
+		if (mkdir(copy, mode) == 0) {
+			if ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(copy, uid, gid) < 0) {
+				rc = -errno;
+				goto out;
+			}
+		} else {
 			rc = -errno;
 			if (rc == -EEXIST)
 				rc = stat(copy, &sb) < 0   ? -errno

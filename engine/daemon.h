@@ -18,8 +18,15 @@
 int sl_pidfile_create(const char *path, pid_t *other_pid);
 /* Rewrite the pidfile with the current pid (after sl_daemonize). */
 int sl_pidfile_update(void);
-/* Remove and unlock the pidfile we created.  Safe if none. */
-void sl_pidfile_remove(void);
+/* Give the pidfile to uid:gid (before giving up root, so removal can work). */
+int sl_pidfile_chown(uid_t uid, gid_t gid);
+/*
+ * Remove and unlock the pidfile we created.  Safe if none.  When the
+ * directory does not let us remove it (root was given up), the file is
+ * emptied instead, which the next start takes over as stale, and -errno
+ * of the unlink is returned.
+ */
+int sl_pidfile_remove(void);
 
 /*
  * Detach: fork (the parent exits 0 once the child says it started), setsid,
@@ -38,7 +45,11 @@ void sl_daemon_ready(void);
  */
 int sl_notify(const char *state);
 
-/* mkdir -p with `mode` for each missing component. */
-int sl_mkdir_p(const char *path, mode_t mode);
+/*
+ * mkdir -p with `mode` for each missing component; each directory this call
+ * creates is given to uid:gid ((uid_t)-1, (gid_t)-1: left as created, as
+ * with chown(2)), so the user sluiced switches to can write in it.
+ */
+int sl_mkdir_p(const char *path, mode_t mode, uid_t uid, gid_t gid);
 
 #endif /* SL_ENGINE_DAEMON_H */

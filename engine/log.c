@@ -683,6 +683,21 @@ sl_log_reopen(void)
 	return first;
 }
 
+int
+sl_log_chown(uid_t uid, gid_t gid)
+{
+	int rc = 0;
+
+	log_lock();
+	if (log_panic.fd >= 0 && fchown(log_panic.fd, uid, gid) != 0)
+		rc = -errno;
+	for (int i = 0; i < __atomic_load_n(&log_stream_cnt, __ATOMIC_RELAXED); i++)
+		if (log_streams[i].fd >= 0 && fchown(log_streams[i].fd, uid, gid) != 0 && rc == 0)
+			rc = -errno;
+	log_unlock();
+	return rc;
+}
+
 /* Drain the queue, then write `r` to stderr and the paniclog, on this thread. */
 static void
 log_write_fatal(struct log_rec *r)

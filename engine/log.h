@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 enum sl_log_level {
 	SL_LOG_CRIT = 0,
@@ -108,6 +109,13 @@ void sl_log_stream_write(int id, const char *line, size_t len);
  * calling thread (the signal thread); returns 0 or the first -errno seen.
  */
 int sl_log_reopen(void);
+
+/*
+ * Give every open file (paniclog and streams) to uid:gid ((uid_t)-1 /
+ * (gid_t)-1: unchanged), so that they stay writable, and reopenable in
+ * place, after root is given up.  Main thread; 0 or the first -errno seen.
+ */
+int sl_log_chown(uid_t uid, gid_t gid);
 
 /*
  * Write every queued line, then the message (as a crit diagnostic) to stderr

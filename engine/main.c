@@ -33,12 +33,14 @@
 #include <unistd.h>
 
 #include "conf/conf_holder.h"
+#include "conf/conf_security.h"
 #include "conf/conf_snapshot.h"
 #include "engine/alloc.h"
 #include "engine/assert.h"
 #include "engine/counter.h"
 #include "engine/daemon.h"
 #include "engine/log.h"
+#include "engine/priv.h"
 #include "engine/rcu.h"
 #include "engine/signal.h"
 #include "engine/stage.h"
@@ -65,6 +67,10 @@ static struct {
 	uint64_t generation; /* of the published snapshot */
 	uint64_t reload_ok_cnt;
 	uint64_t reload_fail_cnt;
+	/* The Security block of generation 1: what the process became; set before threads. */
+	struct sl_priv priv;
+	uid_t owner_uid; /* whom directories and files sluiced creates go to; -1: as made */
+	gid_t owner_gid;
 } main_state = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
@@ -202,7 +208,7 @@ main_mkparent(const char *what, const char *path)
 	slash = strrchr(dir, '/');
 	if (slash != NULL && slash != dir) {
 		*slash = '\0';
-		rc = sl_mkdir_p(dir, 0750);
+		rc = sl_mkdir_p(dir, 0750, main_state.owner_uid, main_state.owner_gid);
 		if (rc < 0)
 			sl_fatal("cannot create the directory %s for %s: %s", dir, what,
 				 strerror(-rc));
@@ -220,7 +226,8 @@ main_prepare_dirs(const struct sl_conf_snapshot *s)
 	const char *spool = sl_conf_str(s, SL_OPT_SPOOLBASE);
 	int rc;
 
-	if (spool != NULL && (rc = sl_mkdir_p(spool, 0750)) < 0)
+	if (spool != NULL &&
+	    (rc = sl_mkdir_p(spool, 0750, main_state.owner_uid, main_state.owner_gid)) < 0)
 		sl_fatal("cannot create SpoolBase %s: %s", spool, strerror(-rc));
 	main_mkparent("the mainlog", main_logger_path(s, SL_OPT_EC_LOGGER_MAINLOG));
 	main_mkparent("the rejectlog", main_logger_path(s, SL_OPT_EC_LOGGER_REJECTLOG));
@@ -235,6 +242,37 @@ main_prepare_dirs(const struct sl_conf_snapshot *s)
 	}
 }
 
+/*
+ * The identity cannot change without a restart: root is gone.  When the
+ * reloaded Security block asks for another user, group or capability set,
+ * say so in the paniclog (and in `note`, for the console) and keep the
+ * running one; the rest of the reload applies.
+ */
+static void
+main_security_changed(const struct sl_conf_snapshot *s, char *note, size_t note_len)
+{
+	struct sl_conf_errors errs = { 0 };
+	struct sl_priv now = { 0 };
+	const struct sl_priv *was = &main_state.priv;
+	char running[256];
+
+	(void)sl_conf_security(s, &now, &errs);
+	sl_conf_errors_clear(&errs);
+	if (sl_priv_uid(&now) != sl_priv_uid(was) || sl_priv_gid(&now) != sl_priv_gid(was) ||
+	    (now.caps == NULL) != (was->caps == NULL) ||
+	    (now.caps != NULL && strcmp(now.caps, was->caps) != 0)) {
+		sl_priv_describe(running, sizeof(running));
+		sl_log_err("reload: the Security block's user, group or Capabilities changed; "
+			   "that needs a restart, so sluiced keeps running as %s (the rest of "
+			   "the configuration applies)",
+			   running);
+		snprintf(note, note_len,
+			 " (Security user/group/Capabilities changes need a "
+			 "restart: not applied)");
+	}
+	sl_priv_clear(&now);
+}
+
 /* SIGHUP: load and check the file again; publish it or keep the old one. */
 /* Reload (SIGHUP, or the console: `msg` gets the outcome or the first error). */
 static int
@@ -242,6 +280,7 @@ main_reload_msg(char *msg, size_t msg_len)
 {
 	struct sl_conf_errors errs = { 0 };
 	struct sl_conf_snapshot *s;
+	char refused[160] = "";
 	uint64_t gen;
 
 	pthread_mutex_lock(&main_state.lock);
@@ -289,6 +328,7 @@ main_reload_msg(char *msg, size_t msg_len)
 		sl_free(line);
 	}
 	sl_conf_errors_clear(&errs);
+	main_security_changed(s, refused, sizeof(refused));
 	main_prepare_dirs(s);
 	sl_eclog_open(s);
 	sl_conf_publish(s);
@@ -304,8 +344,8 @@ main_reload_msg(char *msg, size_t msg_len)
 
 		if (msg != NULL && rc == 0)
 			snprintf(msg, msg_len,
-				 "configuration reloaded from %s: generation %" PRIu64, s->source,
-				 gen);
+				 "configuration reloaded from %s: generation %" PRIu64 "%s",
+				 s->source, gen, refused);
 		else if (msg != NULL)
 			snprintf(msg, msg_len,
 				 "configuration generation %" PRIu64 " is running, but a listener "
@@ -536,6 +576,63 @@ main_stop_stages(void)
 	sl_spool_stage_close();
 }
 
+/*
+ * Give up root (the Security block): everything that needs it is done --
+ * listeners bound, pidfile, logs and spool open -- and no stage thread
+ * exists yet, so every thread started from here inherits the new identity
+ * and the kept capabilities.  What sluiced goes on writing is handed over
+ * first: the open log files, the pidfile, the spool directory and all in
+ * it, the Unix sockets of listeners (directories it created already are).
+ */
+static void
+main_drop_root(const struct sl_conf_snapshot *s)
+{
+	const struct sl_priv *p = &main_state.priv;
+	uid_t uid = main_state.owner_uid;
+	gid_t gid = main_state.owner_gid;
+	const char *spool = sl_conf_str(s, SL_OPT_SPOOLBASE);
+	char why[PATH_MAX + 128];
+	int rc;
+
+	if (!sl_priv_is_set(p))
+		return;
+	if (geteuid() != 0) {
+		sl_log_warn("not started as root: the Security block (user, group, "
+			    "Capabilities) is not applied; running as uid %u",
+			    (unsigned)geteuid());
+		return;
+	}
+	if ((rc = sl_log_chown(uid, gid)) < 0)
+		sl_fatal("cannot give the log files to uid %d gid %d: %s", (int)uid, (int)gid,
+			 strerror(-rc));
+	if ((rc = sl_pidfile_chown(uid, gid)) < 0)
+		sl_fatal("cannot give the pidfile to uid %d gid %d: %s", (int)uid, (int)gid,
+			 strerror(-rc));
+	if (spool != NULL && sl_priv_chown_tree(spool, uid, gid, why, sizeof(why)) < 0)
+		sl_fatal("SpoolBase: %s", why);
+	for (size_t k = 0; k < SL_ARRAY_LEN(main_listener_opts); k++) {
+		const union sl_conf_val *v = sl_conf_global(s, main_listener_opts[k]);
+
+		for (size_t i = 0; v != NULL && i < v->listener->addr_cnt; i++)
+			if (v->listener->addrs[i].family == SL_LISTEN_UNIX &&
+			    lchown(v->listener->addrs[i].path, uid, gid) != 0)
+				sl_fatal("cannot give the socket %s to uid %d gid %d: %s",
+					 v->listener->addrs[i].path, (int)uid, (int)gid,
+					 strerror(errno));
+	}
+	rc = sl_priv_drop(p, why, sizeof(why));
+	if (rc < 0)
+		sl_fatal("cannot give up root as the Security block asks: %s", why);
+	sl_priv_describe(why, sizeof(why));
+	sl_log_notice("gave up root: running as %s", why);
+	/* Find out now, not at the first logrotate, whether the log directories let us. */
+	if ((rc = sl_log_reopen()) < 0)
+		sl_log_warn("as uid %u, a log file cannot be reopened (%s): SIGUSR1 and reopen "
+			    "will keep writing to the old files until its directory is "
+			    "writable by this user",
+			    (unsigned)uid, strerror(-rc));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -575,6 +672,18 @@ main(int argc, char **argv)
 	sl_conf_warnings_print(&errs, stderr);
 	sl_conf_notices_print(&errs, stderr);
 	sl_conf_errors_clear(&errs);
+	/* Checked by the load: an error here means the databases changed meanwhile. */
+	if (sl_conf_security(s, &main_state.priv, &errs) > 0) {
+		sl_conf_errors_print(&errs, stderr);
+		sl_conf_errors_clear(&errs);
+		return 1;
+	}
+	main_state.owner_uid = (uid_t)-1;
+	main_state.owner_gid = (gid_t)-1;
+	if (geteuid() == 0) {
+		main_state.owner_uid = sl_priv_uid(&main_state.priv);
+		main_state.owner_gid = sl_priv_gid(&main_state.priv);
+	}
 	if (o->is_check || o->is_dump) {
 		if (o->is_dump)
 			sl_conf_snapshot_print(s, stdout);
@@ -618,6 +727,7 @@ main(int argc, char **argv)
 	sl_eclog_config(1, s->source);
 	if (sl_spool_stage_open(s, why, sizeof(why)) != 0)
 		sl_fatal("%s", why);
+	main_drop_root(s);
 	main_start_stages(s);
 	rc = sl_signal_start(&hooks);
 	if (rc < 0)
@@ -648,7 +758,10 @@ main(int argc, char **argv)
 	sl_rcu_barrier();
 	sl_log_notice("sluiced stopped");
 	sl_log_stop();
-	sl_pidfile_remove();
+	rc = sl_pidfile_remove();
+	if (rc < 0)
+		sl_log_warn("cannot remove the pidfile (emptied it instead): %s", strerror(-rc));
+	sl_priv_clear(&main_state.priv);
 	sl_rcu_unregister_thread();
 	return 0;
 }
