@@ -880,40 +880,6 @@ build_defaults(struct build *b)
 	}
 }
 
-/*
- * The Security block is read but not acted on: say so at load, once per
- * option, so nobody believes sluiced switched user or dropped privileges.
- * Privileges is Solaris's (Momentum 3.0 and later) and means nothing here.
- */
-static void
-security_warn(struct build *b)
-{
-	for (size_t i = 0; i < b->blocks.cnt; i++) {
-		const struct sl_conf_block *blk = (struct sl_conf_block *)b->blocks.v + i;
-
-		if (strcmp(blk->kind, "Security") != 0)
-			continue;
-		for (size_t k = 0; k < blk->set.cnt; k++) {
-			const struct sl_conf_setting *set = &blk->set.v[k];
-			const char *name = sl_conf_options[set->id].name;
-
-			if (set->id == SL_OPT_PRIVILEGES)
-				sl_conf_warning_add(b->errs, &set->loc,
-						    "Privileges is for Solaris; ignored");
-			else if (set->id == SL_OPT_CAPABILITIES)
-				sl_conf_warning_add(b->errs, &set->loc,
-						    "Capabilities is not applied (sluice is built "
-						    "without libcap): sluiced keeps the privileges "
-						    "it was started with");
-			else
-				sl_conf_warning_add(b->errs, &set->loc,
-						    "%s is not applied: sluiced keeps the identity "
-						    "it was started with",
-						    name);
-		}
-	}
-}
-
 /* ------------------------------------------------------------------ snapshot */
 
 /*
@@ -1023,7 +989,6 @@ sl_conf_snapshot_build(struct sl_conf_tree *tree, const char *base_dir, uint64_t
 	}
 
 	groups_link(&b);
-	security_warn(&b);
 	for (size_t i = 0; i < b.groups.cnt; i++) {
 		struct sl_conf_binding_group *g = (struct sl_conf_binding_group *)b.groups.v + i;
 		struct group_part *part = (struct group_part *)b.group_parts.v + i;

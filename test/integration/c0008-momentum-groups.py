@@ -8,9 +8,9 @@ used to refuse, checked with `sluiced -t` and `sluiced -T`:
     one group in -T holding the bindings of both parts, the first part's
     option once; an option set in both parts is an error naming both
     file:line; a Binding inside one group naming another is an error;
-  - Security { Privileges = ... } (Solaris): accepted with the warning
-    "Privileges is for Solaris; ignored" at its file:line, and the Security
-    options sluice does not apply (user, group, Capabilities) each warn;
+  - Security { Privileges = ... } (Solaris): accepted with the no-effect
+    notice at its file:line; user, group and Capabilities (applied by
+    sluiced, c0010-security) draw none;
   - max_retry_interval: its default (43200) in -T, a Domain's value kept.
 -T output must itself pass -t (it is configuration).
 """
@@ -117,8 +117,8 @@ like(err, r'bad2\.conf:1:1: .*not valid in global scope \(valid in: binding\)',
 
 # ---------------------------------------------------------------- Security
 sec = write('security.conf', '''Security {
-  user = ecuser
-  group = ecuser
+  user = nobody
+  group = nogroup
   # Linux
   Capabilities = "cap_net_bind_service+ep"
   # Solaris
@@ -127,14 +127,9 @@ sec = write('security.conf', '''Security {
 ''')
 rc, out, err = run('-t', sec)
 is_(rc, 0, 'Security with Privileges passes -t')
-like(err, r'security\.conf:7:3: warning: Privileges is for Solaris; ignored',
-     '... warning "Privileges is for Solaris; ignored" at its file:line')
-like(err, r'security\.conf:2:3: warning: user is not applied',
-     'user warns that it is not applied')
-like(err, r'security\.conf:3:3: warning: group is not applied',
-     'group warns that it is not applied')
-like(err, r'security\.conf:5:3: warning: Capabilities is not applied',
-     'Capabilities warns that it is not applied')
+like(err, r'security\.conf:7:3: Privileges is accepted for compatibility and has no effect',
+     '... with the no-effect notice for Privileges at its file:line')
+unlike(err, r'(user|group|Capabilities) is', 'user, group and Capabilities draw no notice')
 rc, dump, err = run('-T', sec)
 like(block(dump, 'Security') or '', r'(?m)^\tPrivileges = "basic net_privaddr"$',
      '-T prints Privileges in the Security block')

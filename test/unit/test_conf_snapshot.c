@@ -288,34 +288,29 @@ test_group_twice(void **state)
 	sl_conf_snapshot_put(s);
 }
 
-/* Privileges (Solaris) and the Security options sluice does not apply warn, with file:line. */
+/* Privileges (Solaris) is accepted with the no-effect notice, at its file:line. */
 static void
 test_security_warnings(void **state)
 {
 	struct sl_conf_errors errs = { 0 };
 	struct sl_conf_snapshot *s = build("Security {\n"
-					   "  user = ecuser\n"
 					   "  Capabilities = \"cap_net_bind_service+ep\"\n"
 					   "  Privileges = \"basic net_privaddr\"\n"
 					   "}\n",
 					   &errs);
-	bool has_priv = false, has_user = false, has_caps = false;
+	bool has_priv = false;
 
 	assert_non_null(s);
 	assert_int_equal(errs.cnt, 0);
-	assert_int_equal(errs.warn_cnt, 3);
-	for (size_t i = 0; i < errs.warn_cnt; i++) {
-		const struct sl_conf_error *e = &errs.warn[i];
+	for (size_t i = 0; i < errs.note_cnt; i++) {
+		const struct sl_conf_error *e = &errs.note[i];
 
-		assert_string_equal(e->file, "t.conf");
-		if (e->line == 4 && strcmp(e->msg, "Privileges is for Solaris; ignored") == 0)
+		if (e->line == 3 && strstr(e->msg, "Privileges is accepted for compatibility"))
 			has_priv = true;
-		if (e->line == 2 && strstr(e->msg, "user is not applied"))
-			has_user = true;
-		if (e->line == 3 && strstr(e->msg, "Capabilities is not applied"))
-			has_caps = true;
+		assert_false(strncmp(e->msg, "Capabilities ", 13) == 0); /* applied: no notice */
 	}
-	assert_true(has_priv && has_user && has_caps);
+	assert_int_equal(errs.warn_cnt, 0);
+	assert_true(has_priv);
 	sl_conf_errors_clear(&errs);
 	sl_conf_snapshot_put(s);
 	/* Without a Security block, no warning. */
@@ -638,6 +633,8 @@ noeffect_text(const struct sl_conf_option *o)
 				   v);
 	else if (o->scopes & SL_S_EC_LOGGER)
 		text = sl_asprintf("ec_logger {\n  %s = %s\n}\n", o->name, v);
+	else if (o->scopes & SL_S_SECURITY)
+		text = sl_asprintf("Security {\n  %s = %s\n}\n", o->name, v);
 	else if (o->scopes & SL_S_PERSONALITY)
 		text = sl_asprintf(
 			"ESMTP_Listener = ( 127.0.0.1:25 127.0.0.1:26 [\n  0.0.0.0/0 = ( "
@@ -757,14 +754,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),        cmocka_unit_test(test_values),
-		cmocka_unit_test(test_fallback_domain), cmocka_unit_test(test_fallback_binding),
-		cmocka_unit_test(test_fallback_group),  cmocka_unit_test(test_regex_domains),
-		cmocka_unit_test(test_host_scope),      cmocka_unit_test(test_host_eval),
-		cmocka_unit_test(test_blocks),          cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_all_errors),      cmocka_unit_test(test_print_fixed_point),
-		cmocka_unit_test(test_builtin_default), cmocka_unit_test(test_group_named_inside),
-		cmocka_unit_test(test_group_twice),     cmocka_unit_test(test_security_warnings),
+		cmocka_unit_test(test_defaults),         cmocka_unit_test(test_values),
+		cmocka_unit_test(test_fallback_domain),  cmocka_unit_test(test_fallback_binding),
+		cmocka_unit_test(test_fallback_group),   cmocka_unit_test(test_regex_domains),
+		cmocka_unit_test(test_host_scope),       cmocka_unit_test(test_host_eval),
+		cmocka_unit_test(test_blocks),           cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_all_errors),       cmocka_unit_test(test_print_fixed_point),
+		cmocka_unit_test(test_builtin_default),  cmocka_unit_test(test_group_named_inside),
+		cmocka_unit_test(test_group_twice),      cmocka_unit_test(test_security_warnings),
 		cmocka_unit_test(test_noeffect_notices), cmocka_unit_test(test_noeffect_scopes),
 	};
 

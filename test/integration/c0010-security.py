@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""c0008-security: the Security block gives up root after start-up.
+"""c0010-security: the Security block gives up root after start-up.
 
 `sluiced -t` refuses an unknown user or group, a capability list that
 cap_from_text(3) refuses, and any chroot, each with file:line.  Then, as
