@@ -464,6 +464,17 @@ dl_conn_feed(struct dl_conn *c)
 		dl_conn_close(c, true);
 		return;
 	}
+	switch (dl_queue_route_holds(q, &c->addr)) {
+	case DL_HOLD_NO: /* routes changed (a reload, a DNS refresh) and no longer lead here */
+		dl_conn_close(c, true);
+		return;
+	case DL_HOLD_UNKNOWN: /* new routes coming: wait idle until the queue runs again */
+		c->is_idle = true;
+		dl_conn_arm(c);
+		return;
+	case DL_HOLD_YES:
+		break;
+	}
 	/* Successful deliveries only (Momentum's page): refusals do not use the connection up. */
 	maxd = dl_opt(q, SL_OPT_MAX_DELIVERIES_PER_CONNECTION, c->host);
 	if (maxd != NULL && maxd->i > 0 && c->delivered_cnt >= (unsigned)maxd->i) {

@@ -296,6 +296,14 @@ void dl_job_delay(struct dl_thread *dt, struct dl_job *job);
  */
 uint64_t dl_retry_wait_s(int64_t base, int64_t max_interval, unsigned retries, int64_t expire,
 			 int64_t age);
+/*
+ * Whether q's routes still lead to address `a`: an idle connection to an
+ * address a reload or a DNS refresh dropped is not used again (NO), and
+ * one whose queue is making new routes waits for them (UNKNOWN: the queue
+ * feeds its idle connections again when they are in).
+ */
+enum dl_route_hold { DL_HOLD_YES, DL_HOLD_NO, DL_HOLD_UNKNOWN };
+enum dl_route_hold dl_queue_route_holds(struct dl_queue *q, const struct sockaddr_storage *a);
 /* The next active job of q for a connection, or NULL. */
 struct dl_job *dl_queue_take(struct dl_queue *q);
 /* A connection to target address `ip` failed: remember it (host_failure_retry). */

@@ -714,6 +714,16 @@ dl_target_of(struct dl_queue *q, const struct sockaddr_storage *a)
 	return NULL;
 }
 
+enum dl_route_hold
+dl_queue_route_holds(struct dl_queue *q, const struct sockaddr_storage *a)
+{
+	if (q->is_route_partial)
+		return DL_HOLD_YES; /* the rest is still coming: keep what works */
+	if (q->route_state != DL_ROUTE_OK || q->route_gen != q->dt->snap->generation)
+		return DL_HOLD_UNKNOWN;
+	return dl_target_of(q, a) != NULL ? DL_HOLD_YES : DL_HOLD_NO;
+}
+
 /* Has every host with an address failed MX_Failures_To_Delay times this round? */
 static bool
 dl_all_hosts_failed(const struct dl_queue *q, int64_t to_delay)

@@ -54,7 +54,6 @@ Relay_Domains = ( "a.test" )
 Resolv_Conf = "%s"
 Remote_SMTP_Port = %d
 ThreadPool "Deliver" { Concurrency = 2 }
-idle_timeout = 0
 %s
 ''' % (resolv, SINK_PORT, extra) + t.listener('127.0.0.1:%d' % P, t.ESC_ACL)
 
