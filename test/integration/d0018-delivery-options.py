@@ -9,6 +9,9 @@ dnsmasq on 127.0.0.1:5353 for the MX of mxr.test.
     on that port, not Remote_SMTP_Port;
   - Routes with type=mx: "smtp://mxr.test?type=mx" delivers to the
     exchanger of mxr.test (127.0.0.7), not to the A record of the name;
+  - Routes with ttl=: the route of "smtp://mx.ttl.test?ttl=7200" is kept
+    7200 s whatever the DNS answer's TTL, that of ttl=20 at most 20 s
+    (the console's `domain` command says how long);
   - EHLO_Timeout = 2: a receiver that never answers EHLO on its first
     connection: sluice gives that connection up and delivers on a second
     (with the default of 300 s it would still be waiting);
@@ -23,6 +26,8 @@ dnsmasq on 127.0.0.1:5353 for the MX of mxr.test.
 Counts, orders and log fields are asserted, never a duration.
 """
 import os
+import re
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True
@@ -37,7 +42,8 @@ PORT = 2525
 HAS_V6 = t.has_ipv6_loopback()
 
 dns = t.DnsMasq(['--mx-host=mxr.test,mx.mxr.test,10', '--host-record=mx.mxr.test,127.0.0.7',
-                 '--host-record=mxr.test,127.0.0.8']).start()
+                 '--host-record=mxr.test,127.0.0.8',
+                 '--host-record=mx.ttl.test,127.0.0.12']).start()
 rv6 = t.Receiver('::1', 2981).start() if HAS_V6 else None
 rport = t.Receiver('127.0.0.6', 2982).start()
 rmx = t.Receiver('127.0.0.7', PORT).start()
@@ -45,6 +51,7 @@ ra = t.Receiver('127.0.0.8', PORT).start()
 rehlo = t.Receiver('127.0.0.9', PORT).start()
 rrset = t.Receiver('127.0.0.10', PORT).start()
 rback = t.Receiver('127.0.0.11', PORT).start()
+rttl = t.Receiver('127.0.0.12', PORT).start()
 
 rehlo.ehlo_reply = lambda c: 'HANG' if c.idx == 0 else None
 refused = []
@@ -62,7 +69,8 @@ rrset.rcpt_reply = rset_rcpt
 rrset.rset_reply = lambda c: 'HANG'
 rback.rcpt_reply = lambda a: '451 4.3.0 not now'
 
-DOMAINS = ['v6.test', 'port.test', 'mxr.test', 'ehlo.test', 'rset.test', 'back.test']
+DOMAINS = ['v6.test', 'port.test', 'mxr.test', 'ehlo.test', 'rset.test', 'back.test',
+           'ttl1.test', 'ttl2.test']
 d = t.Sluiced('''
 Relay_Domains = ( %s )
 Resolv_Conf = "%s"
@@ -71,6 +79,9 @@ Host_Failure_Retry = 0
 Domain "v6.test" { Gateway = "[::1]:2981" }
 Domain "port.test" { Routes = ( "smtp://127.0.0.6?port=2982" ) }
 Domain "mxr.test" { Routes = ( "smtp://mxr.test?type=mx" ) }
+Domain "ttl1.test" { Routes = ( "smtp://mx.ttl.test?ttl=7200" ) }
+Domain "ttl2.test" { Routes = ( "smtp://mx.ttl.test?ttl=20" ) }
+Control_Listener = ( "./control.sock" [ 0.0.0.0/0 = ( ALWAYS-ALLOW ) ] )
 Domain "ehlo.test" { Gateway = "127.0.0.9" EHLO_Timeout = 2 Retry_Interval = 1 }
 Domain "rset.test" {
   Gateway = "127.0.0.10" RSET_Timeout = 2 Retry_Interval = 1 Max_Outbound_Connections = 1
@@ -108,6 +119,25 @@ got = d.wait_outcomes(1, 'D', qid=q)
 ok(len(got) == 1 and got[0].ip == '127.0.0.7', 'Routes type=mx: the exchanger 127.0.0.7 took it',
    *map(repr, d.outcomes(qid=q)))
 is_(len(ra.msgs), 0, 'type=mx: nothing went to the A record of mxr.test (127.0.0.8)')
+
+
+def route_kept(domain):
+    """Seconds the console says the route of `domain` is kept, or None."""
+    r = subprocess.run([os.path.join(t.TOP_BUILDDIR, 'sluicectl'), '-s', d.path('control.sock'),
+                        'domain', domain],
+                       capture_output=True, timeout=t.DEADLINE)
+    m = re.search(r'Routes: \d+ hosts?, kept (\d+) s more', r.stdout.decode())
+    return int(m.group(1)) if m else None
+
+
+for dom, lo, hi in (('ttl1.test', 7000, 7200), ('ttl2.test', 0, 20)):
+    q = send(['a@%s' % dom], 'route ttl %s' % dom)
+    got = d.wait_outcomes(1, 'D', qid=q)
+    ok(len(got) == 1 and got[0].ip == '127.0.0.12', '%s: delivered through mx.ttl.test' % dom,
+       *map(repr, d.outcomes(qid=q)))
+    kept = route_kept(dom)
+    ok(kept is not None and lo <= kept <= hi,
+       'Routes ttl=: %s keeps its route %s s (%d..%d)' % (dom, kept, lo, hi))
 
 # ---------------------------------------------------------------- EHLO_Timeout
 q = send(['a@ehlo.test'], 'ehlo stall')
