@@ -22,15 +22,7 @@
 
 const struct sl_conf_option sl_conf_options[SL_OPT__COUNT] = {
 #define SL_OPT(id_, name_, type_, constraint_, def_, scopes_, summary_) \
-	[SL_OPT_##id_] = {                                              \
-		.id = SL_OPT_##id_,                                     \
-		.name = name_,                                          \
-		.type = type_,                                          \
-		.constraint = constraint_,                              \
-		.def = def_,                                            \
-		.scopes = scopes_,                                      \
-		.summary = summary_,                                    \
-	},
+	SL_OPT_NOEFFECT(id_, name_, type_, constraint_, def_, scopes_, summary_, NULL)
 #define SL_OPT_NOEFFECT(id_, name_, type_, constraint_, def_, scopes_, summary_, reason_) \
 	[SL_OPT_##id_] = {                                                                \
 		.id = SL_OPT_##id_,                                                       \

@@ -10,6 +10,22 @@
 #include "engine/htable.h"
 #include "stages/events.h"
 
+const char *
+sl_verdict_req_context_get(void *arg, const char *key)
+{
+	const struct sl_verdict_req_ev *r = arg;
+
+	return sl_kv_get(r->context, r->context_cnt, key);
+}
+
+void
+sl_verdict_req_context_set(void *arg, const char *key, const char *val)
+{
+	struct sl_verdict_req_ev *r = arg;
+
+	sl_kv_set(&r->context, &r->context_cnt, key, val);
+}
+
 void
 sl_verdict_req_free(struct sl_verdict_req_ev *r)
 {

@@ -121,6 +121,13 @@ struct sl_verdict_req_ev {
 
 /* Free a verdict request and drop its snapshot reference. */
 void sl_verdict_req_free(struct sl_verdict_req_ev *r);
+/*
+ * A validation context's context_get/context_set (struct sl_validate_ctx)
+ * over a verdict request's context variables; `arg` is the request.  The
+ * thread that holds the request.
+ */
+const char *sl_verdict_req_context_get(void *arg, const char *key);
+void sl_verdict_req_context_set(void *arg, const char *key, const char *val);
 
 /*
  * deliver -> spool: recipient `rcpt_idx` of the message at `loc` is final

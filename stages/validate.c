@@ -29,22 +29,6 @@
 #include "stages/events.h"
 #include "stages/stages.h"
 
-static const char *
-validate_context_get(void *arg, const char *key)
-{
-	const struct sl_verdict_req_ev *r = arg;
-
-	return sl_kv_get(r->context, r->context_cnt, key);
-}
-
-static void
-validate_context_set(void *arg, const char *key, const char *val)
-{
-	struct sl_verdict_req_ev *r = arg;
-
-	sl_kv_set(&r->context, &r->context_cnt, key, val);
-}
-
 static void
 validate_request(struct sl_verdict_req_ev *r)
 {
@@ -60,8 +44,8 @@ validate_request(struct sl_verdict_req_ev *r)
 		.policy = &r->policy,
 		.has_date_header = r->has_date_header,
 		.message_len = r->msg ? r->msg->content_len : 0,
-		.context_get = validate_context_get,
-		.context_set = validate_context_set,
+		.context_get = sl_verdict_req_context_get,
+		.context_set = sl_verdict_req_context_set,
 		.ctx_arg = r,
 	};
 

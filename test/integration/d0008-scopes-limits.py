@@ -126,18 +126,7 @@ Binding_Group "tg" {
 
 
 def send_many(rcpts_tags, binding=None):
-    """One message per (recipient, subject) over one SMTP session; returns the queue ids."""
-    s = t.smtp(P)
-    s.ehlo('client.test')
-    ids = []
-    for rcpt, tag in rcpts_tags:
-        s.mail('from@src.test')
-        s.rcpt(rcpt)
-        code, resp = s.data(t.message(tag, headers=['X-Binding: %s' % binding] if binding
-                                      else []))
-        ids.append(t.queue_id(resp) if code == 250 else None)
-    s.quit()
-    return ids
+    return t.inject_many(P, rcpts_tags, binding, sender='from@src.test')
 
 
 def delivered(d, ids, what, timeout=t.DEADLINE):

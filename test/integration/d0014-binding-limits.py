@@ -114,18 +114,7 @@ Binding "r" { Bind_Address = "%(r)s" Server_Max_Outbound_Connections = 3 }
 
 
 def send_many(rcpts_tags, binding=None):
-    """One message per (recipient, subject) over one SMTP session; returns the queue ids."""
-    s = t.smtp(P)
-    s.ehlo('client.test')
-    ids = []
-    for rcpt, tag in rcpts_tags:
-        s.mail('')
-        s.rcpt(rcpt)
-        code, resp = s.data(t.message(tag, headers=['X-Binding: %s' % binding] if binding
-                                      else []))
-        ids.append(t.queue_id(resp) if code == 250 else None)
-    s.quit()
-    return ids
+    return t.inject_many(P, rcpts_tags, binding, sender='')
 
 
 def delivered(d, ids, timeout):

@@ -1534,6 +1534,23 @@ class AioReceiver:
 
 # ------------------------------------------------------------------ delivery: injecting
 
+def inject_many(port, rcpts_tags, binding=None, sender='from@src.test'):
+    """One message per (recipient, subject) over one SMTP session, each with
+    an X-Binding header when `binding` is given; returns the queue ids (None
+    for a message refused)."""
+    s = smtp(port)
+    s.ehlo('client.test')
+    ids = []
+    for rcpt, tag in rcpts_tags:
+        s.mail(sender)
+        s.rcpt(rcpt)
+        code, resp = s.data(message(tag, headers=['X-Binding: %s' % binding] if binding
+                                    else []))
+        ids.append(queue_id(resp) if code == 250 else None)
+    s.quit()
+    return ids
+
+
 def inject(port, sender, rcpts, data, host='127.0.0.1'):
     """One message over SMTP (smtplib); returns its queue id, or None when it
     was refused (the refusal is printed as a diagnostic)."""

@@ -305,22 +305,6 @@ struct t_post_ev {
 	struct t_req *req;
 };
 
-static const char *
-t_kv_get(void *arg, const char *key)
-{
-	const struct sl_verdict_req_ev *r = arg;
-
-	return sl_kv_get(r->context, r->context_cnt, key);
-}
-
-static void
-t_kv_set(void *arg, const char *key, const char *val)
-{
-	struct sl_verdict_req_ev *r = arg;
-
-	sl_kv_set(&r->context, &r->context_cnt, key, val);
-}
-
 /* As proto_vreq() makes it; the data phase carries the complete message. */
 static struct sl_verdict_req_ev *
 t_vreq(struct t_req *q)
@@ -392,8 +376,8 @@ t_post(struct t_req *q)
 		.policy = &r->policy,
 		.has_date_header = r->has_date_header,
 		.message_len = r->msg ? r->msg->content_len : 0,
-		.context_get = t_kv_get,
-		.context_set = t_kv_set,
+		.context_get = sl_verdict_req_context_get,
+		.context_set = sl_verdict_req_context_set,
 		.ctx_arg = r,
 	};
 	struct sl_verdict v;
