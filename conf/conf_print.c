@@ -221,6 +221,23 @@ print_option(FILE *out, const struct sl_conf_option *o, const union sl_conf_val 
 	fputc('\n', out);
 }
 
+/*
+ * An option that has no effect in sluice, at its default: as a comment, so
+ * that loading the printed configuration draws no notice for what nobody
+ * set (an explicit setting prints as it is, and gets its notice).
+ */
+static void
+print_default(FILE *out, const struct sl_conf_option *o, const union sl_conf_val *v,
+	      const char *indent)
+{
+	if (o->noeffect == NULL) {
+		print_option(out, o, v, indent);
+		return;
+	}
+	fprintf(out, "%s# ", indent);
+	print_option(out, o, v, "");
+}
+
 static void
 print_settings(FILE *out, const struct sl_conf_settings *set, const char *indent)
 {
@@ -302,8 +319,10 @@ print_block(FILE *out, const struct sl_conf_snapshot *s, const struct sl_conf_bl
 		v = sl_conf_block_get(s, b, o->id);
 		if (v == NULL)
 			fprintf(out, "\t# %s is not set\n", o->name);
-		else
+		else if (sl_conf_settings_find(&b->set, o->id) != NULL)
 			print_option(out, o, v, "\t");
+		else
+			print_default(out, o, v, "\t");
 	}
 	fputs("}\n", out);
 }
@@ -323,7 +342,10 @@ sl_conf_snapshot_print(const struct sl_conf_snapshot *s, FILE *out)
 			fprintf(out, "# %s is not set\n", o->name);
 			continue;
 		}
-		print_option(out, o, s->global[i], "");
+		if (s->global_loc[i] != NULL)
+			print_option(out, o, s->global[i], "");
+		else
+			print_default(out, o, s->global[i], "");
 	}
 	print_container(out, &s->top, "");
 	for (size_t g = 0; g < s->group_cnt; g++) {

@@ -41,6 +41,7 @@ build_ok(const char *text)
 		sl_conf_errors_print(&errs, stderr);
 	assert_non_null(s);
 	assert_int_equal(errs.cnt, 0);
+	sl_conf_errors_clear(&errs); /* warnings and notices */
 	return s;
 }
 
