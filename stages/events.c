@@ -27,6 +27,27 @@ sl_verdict_req_context_set(void *arg, const char *key, const char *val)
 }
 
 void
+sl_verdict_req_ctx(struct sl_verdict_req_ev *r, struct sl_validate_ctx *ctx)
+{
+	*ctx = (struct sl_validate_ctx){
+		.snap = r->snap,
+		.peer = r->has_peer ? (const struct sockaddr *)&r->peer : NULL,
+		.peer_ip = r->peer_ip,
+		.helo = r->helo,
+		.sender = r->sender,
+		.rcpt = r->rcpt,
+		.rcpt_cnt = r->rcpt_cnt,
+		.relay = &r->relay,
+		.policy = &r->policy,
+		.has_date_header = r->has_date_header,
+		.message_len = r->msg ? r->msg->content_len : 0,
+		.context_get = sl_verdict_req_context_get,
+		.context_set = sl_verdict_req_context_set,
+		.ctx_arg = r,
+	};
+}
+
+void
 sl_verdict_req_free(struct sl_verdict_req_ev *r)
 {
 	if (r == NULL)

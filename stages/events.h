@@ -128,6 +128,8 @@ void sl_verdict_req_free(struct sl_verdict_req_ev *r);
  */
 const char *sl_verdict_req_context_get(void *arg, const char *key);
 void sl_verdict_req_context_set(void *arg, const char *key, const char *val);
+/* The validation context of request `r` (pointing into r) for its modules. */
+void sl_verdict_req_ctx(struct sl_verdict_req_ev *r, struct sl_validate_ctx *ctx);
 
 /*
  * deliver -> spool: recipient `rcpt_idx` of the message at `loc` is final

@@ -32,23 +32,9 @@
 static void
 validate_request(struct sl_verdict_req_ev *r)
 {
-	struct sl_validate_ctx ctx = {
-		.snap = r->snap,
-		.peer = r->has_peer ? (const struct sockaddr *)&r->peer : NULL,
-		.peer_ip = r->peer_ip,
-		.helo = r->helo,
-		.sender = r->sender,
-		.rcpt = r->rcpt,
-		.rcpt_cnt = r->rcpt_cnt,
-		.relay = &r->relay,
-		.policy = &r->policy,
-		.has_date_header = r->has_date_header,
-		.message_len = r->msg ? r->msg->content_len : 0,
-		.context_get = sl_verdict_req_context_get,
-		.context_set = sl_verdict_req_context_set,
-		.ctx_arg = r,
-	};
+	struct sl_validate_ctx ctx;
 
+	sl_verdict_req_ctx(r, &ctx);
 	/* The session's chain and snapshot: a reload since does not change its rules. */
 	if (r->envelope_first && r->msg != NULL) {
 		sl_validate_run(&r->chain, SL_VPHASE_MAILFROM, &ctx, false, &r->verdict);

@@ -137,19 +137,7 @@ def delivered(d, ids, what, timeout=t.DEADLINE):
     return got
 
 
-def max_overlap(conns, shrink=0.25):
-    """The most connections open at once over `conns` (of any receivers), each
-    counted as closed `shrink` seconds before the receiver saw it close."""
-    ev = []
-    for c in conns:
-        end = (c.closed - shrink) if c.closed is not None else float('inf')
-        if end > c.opened:
-            ev += [(c.opened, 1), (end, -1)]
-    cur = best = 0
-    for _, delta in sorted(ev, key=lambda e: (e[0], e[1])):
-        cur += delta
-        best = max(best, cur)
-    return best
+max_overlap = t.max_overlap
 
 
 def in_window(times, width=1.0):

@@ -1534,6 +1534,22 @@ class AioReceiver:
 
 # ------------------------------------------------------------------ delivery: injecting
 
+def max_overlap(conns, shrink=0.25):
+    """The most connections open at once over `conns` (Receiver connection
+    records, of any receivers), each counted as closed `shrink` seconds
+    before the receiver saw it close."""
+    ev = []
+    for c in conns:
+        end = (c.closed - shrink) if c.closed is not None else float('inf')
+        if end > c.opened:
+            ev += [(c.opened, 1), (end, -1)]
+    cur = best = 0
+    for _, delta in sorted(ev, key=lambda e: (e[0], e[1])):
+        cur += delta
+        best = max(best, cur)
+    return best
+
+
 def inject_many(port, rcpts_tags, binding=None, sender='from@src.test'):
     """One message per (recipient, subject) over one SMTP session, each with
     an X-Binding header when `binding` is given; returns the queue ids (None

@@ -365,23 +365,10 @@ static void
 t_post(struct t_req *q)
 {
 	struct sl_verdict_req_ev *r = t_vreq(q);
-	struct sl_validate_ctx ctx = {
-		.snap = r->snap,
-		.peer_ip = r->peer_ip,
-		.helo = r->helo,
-		.sender = r->sender,
-		.rcpt = r->rcpt,
-		.rcpt_cnt = r->rcpt_cnt,
-		.relay = &r->relay,
-		.policy = &r->policy,
-		.has_date_header = r->has_date_header,
-		.message_len = r->msg ? r->msg->content_len : 0,
-		.context_get = sl_verdict_req_context_get,
-		.context_set = sl_verdict_req_context_set,
-		.ctx_arg = r,
-	};
+	struct sl_validate_ctx ctx;
 	struct sl_verdict v;
 
+	sl_verdict_req_ctx(r, &ctx);
 	if (q->chain->needs_pool[q->phase] || q->envelope_first) {
 		pthread_mutex_lock(&t_lock);
 		q->was_sent = true;
