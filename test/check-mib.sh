@@ -12,11 +12,13 @@ set -u
 mibs="SLUICE-SMI SLUICE-MIB"
 SMIPATH=$top_srcdir/man:$top_srcdir/test/fixtures/mibs:/usr/share/snmp/mibs
 export SMIPATH
-echo "1..3"
+echo "1..5"
 if ! command -v smilint >/dev/null 2>&1; then
 	echo "not ok 1 - smilint is installed (apt-get install smitools)"
 	echo "not ok 2 - # smilint missing"
 	echo "not ok 3 - # smilint missing"
+	echo "not ok 4 - # smilint missing"
+	echo "not ok 5 - # smilint missing"
 	exit 1
 fi
 n=0
@@ -43,4 +45,24 @@ if [ -n "$bad" ]; then
 else
 	echo "not ok 3 - a broken copy is reported"
 fi
-[ "$clean" -eq 2 ] && [ -n "$bad" ]
+# The OIDs the agent serves are those of the MIB text: net-snmp's own
+# parser (snmptranslate, from the same stand-ins) resolves sluiceMIB to the
+# root stages/snmp_int.h serves, and the SNMP tests use that root too.
+served=$(sed -n 's/^#define SL_SNMP_SLUICE_ROOT "\(.*\)"$/\1/p' "$top_srcdir/stages/snmp_int.h")
+mibroot=$(MIBDIRS=$SMIPATH snmptranslate -m SLUICE-MIB -On SLUICE-MIB::sluiceMIB 2>&1)
+if [ -n "$served" ] && [ "$mibroot" = ".$served" ]; then
+	echo "ok 4 - SLUICE-MIB's sluiceMIB is the root the agent serves ($served)"
+	tied=1
+else
+	echo "not ok 4 - SLUICE-MIB's sluiceMIB ($mibroot) is the root the agent serves ($served)"
+	tied=0
+fi
+untied=$(grep -L "^ROOT = '$served'\$" "$top_srcdir/test/integration/s0001-snmp.py" \
+	"$top_srcdir/test/integration/s0002-agentx.py")
+if [ -n "$served" ] && [ -z "$untied" ]; then
+	echo "ok 5 - s0001 and s0002 walk that root"
+else
+	echo "not ok 5 - s0001 and s0002 walk that root (not: $untied)"
+	tied=0
+fi
+[ "$clean" -eq 2 ] && [ -n "$bad" ] && [ "$tied" -eq 1 ]
