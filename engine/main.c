@@ -448,7 +448,7 @@ main_heartbeat_secs(void)
 	return secs;
 }
 
-/* Wait for a stop request, writing the mainlog heartbeat ("time@@@@M") meanwhile. */
+/* Wait for a stop request, writing the ec_logger heartbeats (mainlog, bouncelog) meanwhile. */
 static void
 main_wait(void)
 {

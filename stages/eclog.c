@@ -239,17 +239,21 @@ sl_eclog_reject(const char *remote, const char *local, const char *conn_id, cons
 	sl_eclog_reject_ctx(remote, local, conn_id, phase, code, module, text, NULL);
 }
 
+/* Momentum's heartbeat records: "time@@@@M" in the mainlog, "time@@@@M1" in the bouncelog. */
 void
 sl_eclog_heartbeat(void)
 {
-	int id = __atomic_load_n(&eclog_mainlog, __ATOMIC_RELAXED);
+	int main_id = __atomic_load_n(&eclog_mainlog, __ATOMIC_RELAXED);
+	int bounce_id = __atomic_load_n(&eclog_bouncelog, __ATOMIC_RELAXED);
 	char line[32];
-	int n;
+	int n = snprintf(line, sizeof(line), "%lld@@@@M", (long long)time(NULL));
 
-	if (id < 0)
-		return;
-	n = snprintf(line, sizeof(line), "%lld@@@@M", (long long)time(NULL));
-	sl_log_stream_write(id, line, (size_t)n);
+	if (main_id >= 0)
+		sl_log_stream_write(main_id, line, (size_t)n);
+	if (bounce_id >= 0) {
+		line[n++] = '1';
+		sl_log_stream_write(bounce_id, line, (size_t)n);
+	}
 }
 
 void

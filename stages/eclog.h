@@ -103,7 +103,7 @@ void sl_eclog_authn(const char *endpoint, const char *peer, const char *user, in
 void sl_eclog_authz(const char *endpoint, const char *peer, const char *user, int result,
 		    const char *command, const char *role);
 
-/* The heartbeat line "time@@@@M" (Momentum's: the type is field 4). */
+/* The heartbeat lines: "time@@@@M" in the mainlog, "time@@@@M1" in the bouncelog (Momentum's). */
 void sl_eclog_heartbeat(void);
 
 /*

@@ -146,6 +146,9 @@ ok(t.wait_for(lambda: len([x for x in q.mainlog().splitlines() if x.endswith('@@
 beats = [x for x in q.mainlog().splitlines() if x.endswith('@@M')]
 ok(beats and all(re.match(r'^\d+@@@@M$', x) for x in beats),
    'heartbeat lines are Momentum\'s "time@@@@M" (the type in field 4)', beats[:3])
+bbeats = [x for x in q.bouncelog().splitlines() if x.endswith('@@M1')]
+ok(len(bbeats) >= 2 and all(re.match(r'^\d+@@@@M1$', x) for x in bbeats),
+   'the bouncelog gets Momentum\'s bouncelog heartbeats, "time@@@@M1"', q.bouncelog()[:200])
 ok(re.search(r'^\d+@@@@C@1@.*sluice\.conf$', q.mainlog(), re.M),
    'a C line names the configuration generation that runs (1 at start)', q.mainlog()[:300])
 is_([x for x in q.mainlog().splitlines() if '@R@' in x], [], 'log_receptions = false: no R line')
