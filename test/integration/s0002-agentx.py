@@ -5,7 +5,9 @@ Inside a private network namespace, Debian's snmpd is an AgentX master
 (socket in the test directory, SNMPv2c on 127.0.0.1:1161, community
 public; its own sendmail MTA-MIB module turned off with -I -mta_sendmail)
 and sluiced runs with `SNMP { AgentX = "<socket>" }`:
-  - SLUICE-MIB and the MTA-MIB answer through snmpd;
+  - SLUICE-MIB and the MTA-MIB answer through snmpd; walked through it,
+    mtaGroupTable lists every binding and the listener, sluiceStageTable
+    the stages;
   - the master goes away: sluiced keeps accepting mail at once (nothing
     waits for the master);
   - the master comes back: sluiced registers again by itself and the
@@ -56,12 +58,26 @@ def get(oid):
     return out if r.returncode == 0 and 'No Such' not in out else None
 
 
+def walk_names(oid):
+    """{last arc: value} of an snmpwalk of `oid` through the master."""
+    r = subprocess.run(['snmpwalk', '-v2c', '-c', 'public', '-On', '-t', '2', '-r', '0', MASTER,
+                        oid], capture_output=True, timeout=30)
+    res = {}
+    for ln in r.stdout.decode().splitlines():
+        m = re.match(r'^\.[\d.]+\.(\d+) = \w+: "?(.*?)"?$', ln)
+        if m:
+            res[m.group(1)] = m.group(2)
+    return res
+
+
 snmpd = master()
 ok(t.wait_for(lambda: os.path.exists(xsock), timeout=10), 'snmpd listens for AgentX')
 d.write_conf('''
 Relay_Domains = ( "ok.test" )
 Gateway = "127.0.0.2:2525"
 SNMP { AgentX = "%s" }
+Binding "solo" { }
+Binding_Group "grp" { Binding "b1" { } }
 ''' % xsock + t.listener('127.0.0.1:%d' % P))
 d.start()
 ok(t.wait_for(lambda: get(ROOT + '.1.1.0') == 'sluice', timeout=20),
@@ -70,6 +86,14 @@ for i in range(3):
     t.inject(P, 'a@ok.test', ['r%d@ok.test' % i], t.message('one %d' % i))
 ok(t.wait_for(lambda: get('1.3.6.1.2.1.28.1.1.1.1') == '3', timeout=10),
    'mtaReceivedMessages.1 = 3 through snmpd', get('1.3.6.1.2.1.28.1.1.1.1'))
+# The tables through the master: mtaGroupName lists each binding and the listener.
+names = walk_names('1.3.6.1.2.1.28.2.1.25')
+ok({'none/all', 'none/default', 'none/solo', 'grp/b1', 'listener/127.0.0.1:%d' % P}
+   <= set(names.values()), 'mtaGroupTable through snmpd: a row per binding and the listener',
+   names)
+stage_names = set(walk_names(ROOT + '.4.1.2').values())
+ok({'protocol', 'spool', 'deliver'} <= stage_names,
+   'sluiceStageTable through snmpd lists the stages', stage_names)
 
 # The master goes away: mail goes on.
 snmpd.terminate()
