@@ -243,11 +243,7 @@ static const struct sl_validate_module validate_message_size = {
 static void
 rfc2822_data(const struct sl_validate_ctx *ctx, struct sl_verdict *v)
 {
-	size_t pos = 0;
-	const struct sl_conf_block *b = sl_conf_block_next(ctx->snap, "RFC2822", &pos);
-	const union sl_conf_val *date = sl_conf_block_get(ctx->snap, b, SL_OPT_DATE_HEADER);
-
-	if (!ctx->has_date_header && date != NULL && strcasecmp(date->s, "pedantic") == 0)
+	if (!ctx->has_date_header && ctx->policy != NULL && ctx->policy->date_pedantic)
 		validate_set(v, SL_VERDICT_REJECT, 550, "5.6.0", "Message has no Date: header");
 }
 

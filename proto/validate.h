@@ -73,6 +73,7 @@ struct sl_validate_relay {
 struct sl_validate_policy {
 	bool require_ehlo;      /* Require_EHLO */
 	bool allow_null_sender; /* Allow_Null_Envelope_Sender */
+	bool date_pedantic;     /* RFC2822 { Date_Header = pedantic } */
 };
 
 struct sl_validate_chain;

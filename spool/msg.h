@@ -34,10 +34,9 @@
 
 /* Event types a message travels as (sl_event.type). */
 enum sl_msg_ev {
-	SL_MSG_EV_VALIDATE = 0x100, /* protocol -> validate: data-phase checks */
-	SL_MSG_EV_SPOOL,            /* validate -> spool: make it durable */
-	SL_MSG_EV_SPOOLED,          /* spool -> protocol: durable (or failed: result) */
-	SL_MSG_EV_QUEUED,           /* spool -> deliver: a new message to deliver */
+	SL_MSG_EV_SPOOL = 0x101, /* validate -> spool: make it durable */
+	SL_MSG_EV_SPOOLED,       /* spool -> protocol: durable (or failed: result) */
+	SL_MSG_EV_QUEUED,        /* spool -> deliver: a new message to deliver */
 };
 
 enum sl_rcpt_status {

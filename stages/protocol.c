@@ -197,6 +197,8 @@ proto_policy(struct proto_session *ss)
 	ss->vpolicy.require_ehlo = sl_conf_bool(ss->snap, SL_OPT_REQUIRE_EHLO);
 	ss->vpolicy.allow_null_sender = proto_pers(ss, SL_OPT_ALLOW_NULL_ENVELOPE_SENDER) == NULL ||
 					proto_pers(ss, SL_OPT_ALLOW_NULL_ENVELOPE_SENDER)->b;
+	ss->vpolicy.date_pedantic =
+		strcasecmp(proto_rfc2822_str(ss->snap, SL_OPT_DATE_HEADER), "pedantic") == 0;
 	c->require_ehlo = false;
 	c->allow_null_sender = true;
 	c->allow_trailing_ws = proto_pers(ss, SL_OPT_ALLOW_TRAILING_WHITESPACE_IN_COMMANDS) &&
