@@ -22,21 +22,11 @@ shared=$(cd "$top_srcdir/../shared/bench" 2>/dev/null && pwd) || shared=
 SLUICED=$top_builddir/sluiced
 record=no N=20000 S=50 L=1024 RUNS=1 PORT=2531
 args=("$@")
-while [ $# -gt 0 ]; do
-	case $1 in
-	--record) record=yes ;;
-	-n) N=$2; shift ;;
-	-s) S=$2; shift ;;
-	-l) L=$2; shift ;;
-	-r) RUNS=$2; shift ;;
-	*) sed -n '2,20p' "$0"; exit 2 ;;
-	esac
-	shift
-done
 
-if [ "${SL_BENCH_NETNS:-}" != 1 ]; then
-	exec env SL_BENCH_NETNS=1 unshare -n -- bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "${args[@]}"
-fi
+top=$top_srcdir
+. "$top_srcdir/test/bench/lib.sh"
+bench_args "$@"
+bench_netns "${args[@]}"
 
 SMTP_SOURCE=$(command -v smtp-source || echo /usr/sbin/smtp-source)
 [ -x "$SMTP_SOURCE" ] || { echo "accept-bench: smtp-source not found (apt-get install postfix)" >&2; exit 2; }
@@ -52,14 +42,6 @@ trap cleanup EXIT
 trap 'exit 3' INT TERM
 
 now() { date +%s.%N; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_port() { # PORT SECONDS
-	local end=$(( $(date +%s) + $2 ))
-	until port_open "$1"; do
-		[ "$(date +%s)" -ge "$end" ] && return 1
-		sleep 0.05
-	done
-}
 
 # inject LABEL PORT -> prints accept_mps
 inject() {
@@ -86,11 +68,9 @@ Pidfile = "$d/sluiced.pid"
 Force_Fsync = $2
 ec_logger { mainlog = "$d/mainlog.ec" rejectlog = "$d/rejectlog.ec" paniclog = "$d/paniclog.ec" }
 EOF
-	"$SLUICED" -F -c "$d/sluice.conf" -d notice 2>"$d/stderr" &
-	SL_PID=$!
-	wait_port "$PORT" 30 || { echo "sluiced did not start: $(cat "$d/stderr")" >&2; exit 1; }
+	bench_sluiced_start "$d"
 	mps=$(inject "$1" "$PORT")
-	kill -TERM "$SL_PID"; wait "$SL_PID" 2>/dev/null; SL_PID=
+	bench_sluiced_stop
 	recv=$(grep -c '@R@' "$d/mainlog.ec" 2>/dev/null || echo 0)
 	echo "accept_mps=$mps system=$1 n=$N size=$L sessions=$S logged_receptions=$recv"
 }
@@ -101,7 +81,7 @@ postfix_run() {
 		echo "accept_mps=skipped system=postfix reason=$(tail -n 1 "$work/postfix.start" 2>/dev/null || echo 'no ../shared/bench')"
 		return
 	fi
-	wait_port 2525 30 || { echo "accept_mps=skipped system=postfix reason=not-listening"; return; }
+	bench_wait_port 127.0.0.1 2525 30 || { echo "accept_mps=skipped system=postfix reason=not-listening"; return; }
 	mps=$(inject postfix 2525)
 	"$shared/peers.sh" stop postfix >/dev/null 2>&1
 	echo "accept_mps=$mps system=postfix n=$N size=$L sessions=$S"
@@ -115,8 +95,6 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 
 if [ "$record" = yes ]; then
-	top=$top_srcdir
-	. "$top_srcdir/test/bench/lib.sh"
 	bench_record "SMTP acceptance rate (sluice fsync on/off, Postfix)" "$results" \
 		"run: \`test/bench/accept-bench.sh ${args[*]}\` (smtp-source -s $S -m $N -l $L, one session per message, inside unshare -n)"
 fi

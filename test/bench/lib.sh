@@ -4,8 +4,19 @@
 #                          compiler) and cfgshow (how to show it in a recorded
 #                          command): the build tree's config.h when configured,
 #                          else a minimal one written into DIR
+#   bench_args ARGS...     the options every benchmark takes: --record
+#                          (record=yes), -n N, -s S, -l L, -r RUNS, and sizes
+#                          as bare numbers (SIZES, a space-separated list);
+#                          anything else prints the
+#                          script's header comment and exits 2
 #   bench_netns ARGS...    re-run the calling script ($0) inside a private
 #                          network namespace with only loopback, once
+#   bench_sluiced_start DIR
+#                          $SLUICED on DIR/sluice.conf in the foreground (SL_PID),
+#                          until it listens on 127.0.0.1:$PORT (else exit 1)
+#   bench_sluiced_stop     SIGTERM to $SL_PID, wait for it, SL_PID empty
+#   bench_fields TEXT KEY...
+#                          the KEY=value words of TEXT, in TEXT's order
 #   bench_wait_port ADDR PORT SECONDS
 #                          until something listens there (1: it did not)
 #   bench_median RESULTS MODE KEY
@@ -26,6 +37,39 @@ bench_config_h() {
 		cfgshow='<dir of a config.h: #define _GNU_SOURCE 1>'
 		printf '#define _GNU_SOURCE 1\n' >"$1/config.h"
 	fi
+}
+
+bench_args() {
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--record) record=yes ;;
+		-n) N=$2; shift ;;
+		-s) S=$2; shift ;;
+		-l) L=$2; shift ;;
+		-r) RUNS=$2; shift ;;
+		[0-9]*) SIZES="${SIZES:+$SIZES }$1" ;;
+		*) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 2 ;;
+		esac
+		shift
+	done
+}
+
+bench_sluiced_start() {
+	"$SLUICED" -F -c "$1/sluice.conf" -d notice 2>"$1/stderr" &
+	SL_PID=$!
+	bench_wait_port 127.0.0.1 "$PORT" 30 || { echo "sluiced did not start: $(cat "$1/stderr")" >&2; exit 1; }
+}
+
+bench_sluiced_stop() {
+	kill -TERM "$SL_PID"
+	wait "$SL_PID" 2>/dev/null
+	SL_PID=
+}
+
+bench_fields() {
+	_text=$1
+	shift
+	echo "$_text" | tr ' ' '\n' | grep -E "^($(echo "$*" | tr ' ' '|'))=" | tr '\n' ' '
 }
 
 bench_netns() {

@@ -23,23 +23,12 @@ top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 top_builddir=${top_builddir:-$top_srcdir}
 shared=$(cd "$top_srcdir/../shared/bench" 2>/dev/null && pwd) || shared=
 SLUICED=$top_builddir/sluiced
-record=no N=20000 S=50 RUNS=1 PORT=2532 SIZES=()
+record=no N=20000 S=50 RUNS=1 PORT=2532 SIZES=
 args=("$@")
-while [ $# -gt 0 ]; do
-	case $1 in
-	--record) record=yes ;;
-	-n) N=$2; shift ;;
-	-s) S=$2; shift ;;
-	-r) RUNS=$2; shift ;;
-	[0-9]*) SIZES+=("$1") ;;
-	*) sed -n '2,21p' "$0"; exit 2 ;;
-	esac
-	shift
-done
-[ ${#SIZES[@]} -gt 0 ] || SIZES=(1024 51200)
-
 top=$top_srcdir
 . "$top_srcdir/test/bench/lib.sh"
+bench_args "$@"
+: "${SIZES:=1024 51200}"
 bench_netns "${args[@]}"
 
 [ -n "$shared" ] || { echo "relay-bench: ../shared/bench not found" >&2; exit 2; }
@@ -70,12 +59,10 @@ Pidfile = "$d/sluiced.pid"
 Force_Fsync = true
 ec_logger { mainlog = "$d/mainlog.ec" rejectlog = "$d/rejectlog.ec" paniclog = "$d/paniclog.ec" }
 EOF
-	"$SLUICED" -F -c "$d/sluice.conf" -d notice 2>"$d/stderr" &
-	SL_PID=$!
-	bench_wait_port 127.0.0.1 "$PORT" 30 || { echo "sluiced did not start: $(cat "$d/stderr")" >&2; exit 1; }
+	bench_sluiced_start "$d"
 	(cd "$shared" && ./mta-bench.sh -p "$PORT" -N sluice -P "$SL_PID" -n "$N" -l "$1" \
 		-s "$S" -r 1 -T 600) >"$d/out" 2>&1
-	kill -TERM "$SL_PID"; wait "$SL_PID" 2>/dev/null; SL_PID=
+	bench_sluiced_stop
 	echo "$(summary <"$d/out") mode=sluice-$1 system=sluice-fsync delivered_logged=$(grep -c '@D@' "$d/mainlog.ec" 2>/dev/null)"
 }
 
@@ -98,7 +85,7 @@ ceiling_run() { # SIZE
 
 results=$work/results
 for ((r = 1; r <= RUNS; r++)); do
-	for size in "${SIZES[@]}"; do
+	for size in $SIZES; do
 		ceiling_run "$size" | tee -a "$results"
 		sluice_run "$size" | tee -a "$results"
 		postfix_run "$size" | tee -a "$results"
@@ -107,7 +94,7 @@ done
 
 # The goal (issue 4): sluice relays at least 3x Postfix and at least half
 # the ceiling.  Medians over the runs, per size.
-for size in "${SIZES[@]}"; do
+for size in $SIZES; do
 	sl=$(bench_median "$results" "sluice-$size" relay_mps)
 	pf=$(bench_median "$results" "postfix-$size" relay_mps)
 	ce=$(bench_median "$results" "ceiling-$size" ceiling_mps)
@@ -120,5 +107,5 @@ done
 
 if [ "$record" = yes ]; then
 	bench_record "SMTP relay rate (sluice fsync on, Postfix, loopback ceiling)" "$results" \
-		"run: \`test/bench/relay-bench.sh ${args[*]}\` (../shared/bench/mta-bench.sh -n $N -s $S, one session per message, sizes ${SIZES[*]}, inside unshare -n)"
+		"run: \`test/bench/relay-bench.sh ${args[*]}\` (../shared/bench/mta-bench.sh -n $N -s $S, one session per message, sizes $SIZES, inside unshare -n)"
 fi

@@ -2,11 +2,11 @@
 # test/bench/reload-bench.sh - what a configuration reload per second costs
 # the acceptance rate and the DATA-to-250 latency (a benchmark, not a test).
 #
-#   reload-bench.sh [--record] [-n N] [-s SESSIONS] [-l BYTES] [-r PAIRS]
+#   reload-bench.sh [--record] [-n N] [-s SESSIONS] [-l BYTES] [-r RUNS]
 #
 # sluiced (fsync on, relaying to sluice-bench's sink on 127.0.0.2) takes N
 # messages of BYTES from sluice-bench over SESSIONS concurrent sessions, one
-# message per connection, PAIRS times without reloads and PAIRS times with
+# message per connection, RUNS times without reloads and RUNS times with
 # `sluicectl config reload` once a second while the messages flow,
 # alternating (plain, reload, plain, ...) so the machine's noise hits both
 # alike.  The reloads alternate two valid files that differ in the banner
@@ -22,24 +22,14 @@ top_builddir=${top_builddir:-$top_srcdir}
 SLUICED=$top_builddir/sluiced
 CTL=$top_builddir/sluicectl
 BENCH=$top_builddir/sluice-bench
-record=no N=100000 S=50 L=1024 PAIRS=3 PORT=2533 SINK=2534
+record=no N=100000 S=50 L=1024 RUNS=3 PORT=2533 SINK=2534
 args=("$@")
-while [ $# -gt 0 ]; do
-	case $1 in
-	--record) record=yes ;;
-	-n) N=$2; shift ;;
-	-s) S=$2; shift ;;
-	-l) L=$2; shift ;;
-	-r) PAIRS=$2; shift ;;
-	*) sed -n '2,19p' "$0"; exit 2 ;;
-	esac
-	shift
-done
 
 # shellcheck disable=SC2034 # read by lib.sh
 top=$top_srcdir
 # shellcheck source=test/bench/lib.sh
 . "$top_srcdir/test/bench/lib.sh"
+bench_args "$@"
 bench_netns "${args[@]}"
 
 for b in "$SLUICED" "$CTL" "$BENCH"; do
@@ -89,9 +79,7 @@ run() { # MODE RUN
 	local d=$work/$1-$2 out reloads
 	mkdir -p "$d"
 	conf "$d" one.bench 50 >"$d/sluice.conf"
-	"$SLUICED" -F -c "$d/sluice.conf" -d notice 2>"$d/stderr" &
-	SL_PID=$!
-	bench_wait_port 127.0.0.1 "$PORT" 30 || { echo "sluiced did not start: $(cat "$d/stderr")" >&2; exit 1; }
+	bench_sluiced_start "$d"
 	if [ "$1" = reload ]; then
 		reloader "$d" &
 		RL_PID=$!
@@ -102,18 +90,16 @@ run() { # MODE RUN
 		wait "$RL_PID" 2>/dev/null
 		RL_PID=
 	fi
-	kill -TERM "$SL_PID"
-	wait "$SL_PID" 2>/dev/null
-	SL_PID=
+	bench_sluiced_stop
 	reloads=$(grep -c 'generation' "$d/reloads" 2>/dev/null)
 	[ -f "$d/reloads" ] && grep -q FAILED "$d/reloads" && reloads="$reloads(some FAILED)"
-	echo "mode=$1 run=$2 reloads=${reloads:-0} $(echo "$out" | tr ' ' '\n' |
-		grep -E '^(accepted|refused|errors|elapsed_s|accept_mps|lat_p50_us|lat_p99_us|status)=' | tr '\n' ' ')"
+	echo "mode=$1 run=$2 reloads=${reloads:-0} $(bench_fields "$out" accepted refused errors \
+		elapsed_s accept_mps lat_p50_us lat_p99_us status)"
 	rm -rf "$d/spool"
 }
 
 results=$work/results
-for ((r = 1; r <= PAIRS; r++)); do
+for ((r = 1; r <= RUNS; r++)); do
 	run plain "$r" | tee -a "$results"
 	run reload "$r" | tee -a "$results"
 done
@@ -124,8 +110,8 @@ done
 	r_mps=$(bench_median "$results" reload accept_mps)
 	p_p99=$(bench_median "$results" plain lat_p99_us)
 	r_p99=$(bench_median "$results" reload lat_p99_us)
-	echo "median mode=reload runs=$PAIRS accept_mps=$r_mps lat_p99_us=$r_p99"
-	echo "median mode=plain runs=$PAIRS accept_mps=$p_mps lat_p99_us=$p_p99"
+	echo "median mode=reload runs=$RUNS accept_mps=$r_mps lat_p99_us=$r_p99"
+	echo "median mode=plain runs=$RUNS accept_mps=$p_mps lat_p99_us=$p_p99"
 	awk -v p="$p_mps" -v r="$r_mps" -v pl="$p_p99" -v rl="$r_p99" 'BEGIN {
 		if (p > 0 && pl > 0)
 			printf "reload cost: throughput %.1f%%, p99 x%.2f (goal: under 5%% and under x2)\n",

@@ -2,12 +2,12 @@
 # test/bench/snmp-bench.sh - what an snmpwalk of the whole agent every
 # second costs relaying (a benchmark, not a test).
 #
-#   snmp-bench.sh [--record] [-n N] [-s SESSIONS] [-l BYTES] [-r PAIRS]
+#   snmp-bench.sh [--record] [-n N] [-s SESSIONS] [-l BYTES] [-r RUNS]
 #
 # sluiced (fsync on, its SNMP agent on 127.0.0.1:8162, relaying to
 # sluice-bench's sink on 127.0.0.2) takes N messages of BYTES from
 # sluice-bench over SESSIONS concurrent sessions, one message per
-# connection, PAIRS times without SNMP traffic and PAIRS times with an
+# connection, RUNS times without SNMP traffic and RUNS times with an
 # `snmpwalk` of everything the agent serves (system, applTable, MTA-MIB,
 # SLUICE-MIB) started once a second while the messages flow, alternating
 # so the machine's noise hits both alike.  Per run: accept_mps and p99 from
@@ -21,24 +21,14 @@ top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 top_builddir=${top_builddir:-$top_srcdir}
 SLUICED=$top_builddir/sluiced
 BENCH=$top_builddir/sluice-bench
-record=no N=60000 S=50 L=1024 PAIRS=3 PORT=2537 SINK=2538
+record=no N=60000 S=50 L=1024 RUNS=3 PORT=2537 SINK=2538
 args=("$@")
-while [ $# -gt 0 ]; do
-	case $1 in
-	--record) record=yes ;;
-	-n) N=$2; shift ;;
-	-s) S=$2; shift ;;
-	-l) L=$2; shift ;;
-	-r) PAIRS=$2; shift ;;
-	*) sed -n '2,18p' "$0"; exit 2 ;;
-	esac
-	shift
-done
 
 # shellcheck disable=SC2034 # read by lib.sh
 top=$top_srcdir
 # shellcheck source=test/bench/lib.sh
 . "$top_srcdir/test/bench/lib.sh"
+bench_args "$@"
 bench_netns "${args[@]}"
 
 for b in "$SLUICED" "$BENCH"; do
@@ -86,9 +76,7 @@ run() { # MODE RUN
 	local d=$work/$1-$2 out base t0 t1 got relay
 	mkdir -p "$d"
 	conf "$d" >"$d/sluice.conf"
-	"$SLUICED" -F -c "$d/sluice.conf" -d notice 2>"$d/stderr" &
-	SL_PID=$!
-	bench_wait_port 127.0.0.1 "$PORT" 30 || { echo "sluiced did not start: $(cat "$d/stderr")" >&2; exit 1; }
+	bench_sluiced_start "$d"
 	if [ "$1" = walk ]; then
 		walker "$d" &
 		WALK_PID=$!
@@ -108,16 +96,14 @@ run() { # MODE RUN
 		wait "$WALK_PID" 2>/dev/null
 		WALK_PID=''
 	fi
-	kill -TERM "$SL_PID"
-	wait "$SL_PID" 2>/dev/null
-	SL_PID=''
-	echo "mode=$1 run=$2 walks=$(wc -l <"$d/walks" 2>/dev/null || echo 0) walk_vars=$(tail -n 1 "$d/walks" 2>/dev/null || echo 0) relayed=$got relay_mps=$relay $(echo "$out" | tr ' ' '\n' |
-		grep -E '^(accepted|refused|errors|accept_mps|lat_p99_us|status)=' | tr '\n' ' ')"
+	bench_sluiced_stop
+	echo "mode=$1 run=$2 walks=$(wc -l <"$d/walks" 2>/dev/null || echo 0) walk_vars=$(tail -n 1 "$d/walks" 2>/dev/null || echo 0) relayed=$got relay_mps=$relay $(bench_fields "$out" \
+		accepted refused errors accept_mps lat_p99_us status)"
 	rm -rf "$d/spool"
 }
 
 results=$work/results
-for ((r = 1; r <= PAIRS; r++)); do
+for ((r = 1; r <= RUNS; r++)); do
 	run plain "$r" | tee -a "$results"
 	run walk "$r" | tee -a "$results"
 done
@@ -125,8 +111,8 @@ done
 {
 	p_mps=$(bench_median "$results" plain relay_mps)
 	w_mps=$(bench_median "$results" walk relay_mps)
-	echo "median mode=walk runs=$PAIRS relay_mps=$w_mps"
-	echo "median mode=plain runs=$PAIRS relay_mps=$p_mps"
+	echo "median mode=walk runs=$RUNS relay_mps=$w_mps"
+	echo "median mode=plain runs=$RUNS relay_mps=$p_mps"
 	awk -v p="$p_mps" -v w="$w_mps" 'BEGIN {
 		if (p > 0)
 			printf "snmpwalk cost: relay throughput %.1f%% (goal: under 2%%)\n", (p - w) * 100 / p
