@@ -1534,6 +1534,15 @@ class AioReceiver:
 
 # ------------------------------------------------------------------ delivery: injecting
 
+def name_of(ip):
+    """The name the system's resolver gives address `ip` (/etc/hosts inside a
+    test's namespace), or None."""
+    try:
+        return socket.gethostbyaddr(ip)[0]
+    except OSError:
+        return None
+
+
 def max_overlap(conns, shrink=0.25):
     """The most connections open at once over `conns` (Receiver connection
     records, of any receivers), each counted as closed `shrink` seconds
