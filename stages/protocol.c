@@ -558,12 +558,18 @@ proto_check(struct proto_session *ss, enum sl_validate_phase phase, const char *
 	proto_apply(ss, phase, &v, rcpt);
 }
 
+/* An ECStream frame's envelope, checked by the inline modules only, needs the stage too. */
+static bool
+proto_ecs_envelope_needs_pool(const struct proto_session *ss)
+{
+	return ss->ecs != NULL &&
+	       (ss->chain.needs_pool[SL_VPHASE_MAILFROM] || ss->chain.needs_pool[SL_VPHASE_RCPTTO]);
+}
+
 bool
 proto_data_needs_pool(const struct proto_session *ss)
 {
-	return ss->chain.needs_pool[SL_VPHASE_DATA] ||
-	       (ss->ecs != NULL && (ss->chain.needs_pool[SL_VPHASE_MAILFROM] ||
-				    ss->chain.needs_pool[SL_VPHASE_RCPTTO]));
+	return ss->chain.needs_pool[SL_VPHASE_DATA] || proto_ecs_envelope_needs_pool(ss);
 }
 
 bool
@@ -572,9 +578,6 @@ proto_check_data(struct proto_session *ss, struct sl_msg *m, bool has_date_heade
 {
 	struct sl_validate_ctx ctx;
 	struct sl_verdict_req_ev *r;
-	/* An ECStream frame's envelope was checked by the inline modules only. */
-	bool envelope = ss->ecs != NULL && (ss->chain.needs_pool[SL_VPHASE_MAILFROM] ||
-					    ss->chain.needs_pool[SL_VPHASE_RCPTTO]);
 
 	if (!proto_data_needs_pool(ss)) {
 		/* Every data-phase module is inline: check here, skip a hop. */
@@ -590,7 +593,7 @@ proto_check_data(struct proto_session *ss, struct sl_msg *m, bool has_date_heade
 	r->rcpt_cnt = m->rcpt_cnt;
 	r->msg = m;
 	r->has_date_header = has_date_header;
-	r->envelope_first = envelope;
+	r->envelope_first = proto_ecs_envelope_needs_pool(ss);
 	m->origin = ss;
 	m->origin_serial = ss->serial;
 	sl_send(ss->pt->validate, &r->ev);
